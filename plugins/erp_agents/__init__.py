@@ -1,0 +1,50 @@
+"""erp-agents: an Airflow 3 plugin and DAG factory that runs LLM agents across ERP modules.
+
+The spec models import nothing from Airflow; ``build_dag`` imports Airflow on first use, so
+``from erp_agents import Workflow`` stays cheap for the lint CLI and tests.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from erp_agents.exceptions import SpecError, SpecProblem
+from erp_agents.spec.models import (
+    Agent,
+    CostConfig,
+    EngineConfig,
+    LLMConfig,
+    MonitorConfig,
+    ProviderConfig,
+    RateLimitConfig,
+    RetryPolicy,
+    RetryStrategy,
+    Workflow,
+)
+
+if TYPE_CHECKING:
+    from erp_agents.factory.render import build_dag
+
+__all__ = [
+    "Agent",
+    "CostConfig",
+    "EngineConfig",
+    "LLMConfig",
+    "MonitorConfig",
+    "ProviderConfig",
+    "RateLimitConfig",
+    "RetryPolicy",
+    "RetryStrategy",
+    "SpecError",
+    "SpecProblem",
+    "Workflow",
+    "build_dag",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "build_dag":
+        from erp_agents.factory.render import build_dag
+
+        return build_dag
+    raise AttributeError(name)

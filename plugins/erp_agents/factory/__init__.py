@@ -1,0 +1,1 @@
+"""Spec -> plan (plain data) -> render (the only stage that imports Airflow)."""

@@ -1,0 +1,67 @@
+"""Plan -> Airflow DAG. The only factory stage that imports Airflow."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import DAG, TaskGroup
+
+from erp_agents.exceptions import SpecError, SpecProblem
+from erp_agents.factory.plan import SUMMARY_TASK_ID, DagPlan, plan_workflow
+from erp_agents.operators.agent import LLMAgentOperator
+from erp_agents.operators.summary import WorkflowSummaryOperator
+from erp_agents.spec.graph import GraphError
+from erp_agents.spec.loader import format_path
+from erp_agents.spec.models import EngineConfig, Workflow
+
+START_DATE = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def render_dag(plan: DagPlan) -> DAG:
+    """Build the DAG: a TaskGroup per module, one LLMAgentOperator per agent, a final summary."""
+    dag = DAG(
+        dag_id=plan.dag_id,
+        description=plan.description[:200],
+        schedule=plan.schedule,
+        start_date=START_DATE,
+        catchup=False,
+        tags=set(plan.tags),
+        max_active_tasks=plan.max_active_tasks,
+        max_active_runs=1 if plan.schedule else 16,
+        dagrun_timeout=timedelta(seconds=plan.dagrun_timeout_s) if plan.dagrun_timeout_s else None,
+        params=plan.params,
+        doc_md=plan.doc_md,
+    )
+    with dag:
+        groups = {g: TaskGroup(group_id=g, prefix_group_id=True) for g in plan.groups}
+        operators = {}
+        for task in plan.tasks:
+            operators[task.task_id] = LLMAgentOperator(
+                task_id=task.task_id.split(".", 1)[1],
+                task_group=groups[task.group_id],
+                payload=task.trigger_payload,
+                priority_weight=task.priority_weight,
+                weight_rule="absolute",
+                retries=task.retries,
+                retry_delay=timedelta(seconds=task.retry_delay_s),
+                retry_exponential_backoff=task.retry_exponential_backoff,
+                max_retry_delay=timedelta(seconds=task.max_retry_delay_s),
+                execution_timeout=timedelta(seconds=task.execution_timeout_s),
+                doc_md=task.agent.description or None,
+            )
+        for task in plan.tasks:
+            for upstream in task.upstream_task_ids:
+                operators[upstream] >> operators[task.task_id]
+        summary = WorkflowSummaryOperator(task_id=SUMMARY_TASK_ID, payload=plan.summary_payload)
+        list(operators.values()) >> summary
+    return dag
+
+
+def build_dag(workflow: Workflow, engine: EngineConfig | None = None, source: str | None = None) -> DAG:
+    """Workflow (from YAML or Python) -> DAG. Graph problems raise SpecError naming the agent field."""
+    try:
+        plan = plan_workflow(workflow, engine, source)
+    except GraphError as exc:
+        file = source or "<python>"
+        raise SpecError([SpecProblem(file, 0, 0, format_path(p.path), p.message) for p in exc.problems]) from None
+    return render_dag(plan)

@@ -1,0 +1,115 @@
+"""GovernedModel: the one place every model request of every agent passes through.
+
+A pydantic-ai ``WrapperModel`` (as pydantic-ai's own ``ConcurrencyLimitedModel``) that, around each
+request, asks a ``RequestGovernor`` for permission (rate limits, budget reservation), times the
+call, prices the usage the provider reported, and settles. The governor is the seam where the
+limiter and the ledger plug in; ``OpenGovernor`` lets everything through.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+
+from erp_agents.costs.pricing import TokenCounts, price_usd
+from erp_agents.costs.record import CostRecord, RequestCost
+from erp_agents.exceptions import PermanentAgentError
+
+
+@dataclass(frozen=True)
+class RequestEstimate:
+    """What a request may cost at most, known before it is sent."""
+
+    model: str
+    max_output_tokens: int | None
+    message_count: int
+
+
+class RequestGovernor(Protocol):
+    """Permission around one model request; ``settle`` or ``release`` always follows ``acquire``."""
+
+    async def acquire(self, estimate: RequestEstimate) -> Any: ...
+
+    async def settle(self, permit: Any, cost: RequestCost) -> None: ...
+
+    async def release(self, permit: Any, error: BaseException) -> None: ...
+
+
+class OpenGovernor:
+    """Lets every request through; the default until limits and budgets are configured."""
+
+    async def acquire(self, estimate: RequestEstimate) -> None:
+        return None
+
+    async def settle(self, permit: Any, cost: RequestCost) -> None:
+        return None
+
+    async def release(self, permit: Any, error: BaseException) -> None:
+        return None
+
+
+class GovernedModel(WrapperModel):
+    """Wraps a provider model; records tokens, cost and latency of every request into a CostRecord."""
+
+    def __init__(
+        self,
+        wrapped: Model,
+        *,
+        record: CostRecord,
+        provider_type: str,
+        price_overrides: dict[str, dict[str, float]] | None = None,
+        governor: RequestGovernor | None = None,
+    ) -> None:
+        super().__init__(wrapped)
+        self.record = record
+        self.provider_type = provider_type
+        self.price_overrides = price_overrides or {}
+        self.governor: RequestGovernor = governor or OpenGovernor()
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        max_tokens = (model_settings or {}).get("max_tokens")
+        permit = await self.governor.acquire(RequestEstimate(self.model_name, max_tokens, len(messages)))
+        started = time.monotonic()
+        try:
+            response = await self.wrapped.request(messages, model_settings, model_request_parameters)
+        except BaseException as exc:
+            self.record.failed_calls += 1
+            await self.governor.release(permit, exc)
+            raise
+        cost = self._cost_of(response, time.monotonic() - started)
+        self.record.add(cost)
+        await self.governor.settle(permit, cost)
+        return response
+
+    def _cost_of(self, response: ModelResponse, latency: float) -> RequestCost:
+        usage = response.usage
+        tokens = TokenCounts(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens)
+        usd = price_usd(
+            self.model_name, tokens, provider_type=self.provider_type, overrides=self.price_overrides
+        )
+        return RequestCost(
+            model=response.model_name or self.model_name,
+            input_tokens=tokens.input_tokens,
+            output_tokens=tokens.output_tokens,
+            cache_read_tokens=tokens.cache_read_tokens,
+            cost_usd=float(usd),
+            latency_s=round(latency, 6),
+        )
+
+    @asynccontextmanager
+    async def request_stream(self, *args: Any, **kwargs: Any) -> AsyncGenerator[StreamedResponse]:
+        raise PermanentAgentError("streaming requests are not supported: they could not be governed")
+        yield  # pragma: no cover

@@ -1,0 +1,67 @@
+"""Airflow connection -> pydantic-ai model. Nothing else: no calls, no retries, no policy.
+
+Connections are the ones Airflow users already have: ``openai`` (apache-airflow-providers-openai:
+password = API key, host = base_url, so any OpenAI-compatible endpoint works) and ``anthropic``
+(apache-airflow-providers-anthropic). SDK-internal retries are off: our retry policy owns retries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk.bases.hook import BaseHook
+from pydantic_ai.models import Model
+
+from erp_agents.exceptions import PermanentAgentError
+
+OPENAI_TYPES = ("openai", "openai_compatible")
+
+
+def bare_model(model: str) -> str:
+    return model.split(":", 1)[-1]
+
+
+class AgentModelHook(BaseHook):
+    """Builds the pydantic-ai model for one provider entry of the EngineConfig."""
+
+    def __init__(self, provider: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.provider = provider
+        self.conn_id: str = provider["conn_id"]
+
+    async def aget_model(self, model: str) -> Model:
+        kind = self.provider["type"]
+        if kind in OPENAI_TYPES:
+            return await self._openai_model(bare_model(model))
+        if kind == "anthropic":
+            return await self._anthropic_model(bare_model(model))
+        raise PermanentAgentError(f"provider type {kind!r} is not supported yet (connection {self.conn_id!r})")
+
+    def _client_options(self) -> dict[str, Any]:
+        return {"max_retries": 0, "timeout": float(self.provider.get("request_timeout", 120.0))}
+
+    async def _openai_model(self, model: str) -> Model:
+        from airflow.providers.openai.hooks.openai import OpenAIHook
+        from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        client = (await OpenAIHook(conn_id=self.conn_id).aget_conn()).with_options(**self._client_options())
+        provider = OpenAIProvider(openai_client=client)
+        if self.provider.get("openai_api") == "responses":
+            return OpenAIResponsesModel(model, provider=provider)
+        return OpenAIChatModel(model, provider=provider)
+
+    async def _anthropic_model(self, model: str) -> Model:
+        from airflow.providers.anthropic.hooks.anthropic import AnthropicHook
+        from pydantic_ai.models.anthropic import AnthropicModel
+        from pydantic_ai.providers.anthropic import AnthropicProvider
+
+        client = (await AnthropicHook(conn_id=self.conn_id).get_async_conn()).with_options(**self._client_options())
+        return AnthropicModel(model, provider=AnthropicProvider(anthropic_client=client))
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Costs nothing: checks only that the connection exists and has a key."""
+        conn = self.get_connection(self.conn_id)
+        if not conn.password and not (conn.extra_dejson or {}).get("auth_type"):
+            return False, f"connection {self.conn_id!r} has no API key (password)"
+        return True, f"connection {self.conn_id!r} is configured"

@@ -1,0 +1,164 @@
+"""YAML spec loading with line numbers: text -> validated Workflow or EngineConfig, or one SpecError.
+
+Only PyYAML's safe loader is used. The node tree is composed once, indexed by spec path so every
+pydantic or graph problem points at its YAML line, then constructed into plain Python data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from erp_agents.exceptions import SpecError, SpecProblem
+from erp_agents.spec.graph import GraphError, build_graph
+from erp_agents.spec.models import EngineConfig, Workflow
+
+MAX_SPEC_BYTES = 1_000_000
+MAX_NODES = 200_000
+KINDS: dict[str, type[BaseModel]] = {"Workflow": Workflow, "EngineConfig": EngineConfig}
+SpecPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class LocatedDocument:
+    """Constructed YAML data plus the (line, column) of every key and item, both 1-based."""
+
+    file: str
+    data: Any
+    marks: dict[SpecPath, tuple[int, int]]
+
+    def locate(self, path: SpecPath) -> tuple[int, int]:
+        for end in range(len(path), -1, -1):
+            if (found := self.marks.get(path[:end])) is not None:
+                return found
+        return (1, 1)
+
+    def problem(self, path: SpecPath, message: str) -> SpecProblem:
+        line, column = self.locate(path)
+        return SpecProblem(self.file, line, column, format_path(path), message)
+
+
+def format_path(path: SpecPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _index(file: str, root: yaml.Node) -> dict[SpecPath, tuple[int, int]]:
+    """Map every spec path to its YAML position; refuse duplicate keys and alias explosions."""
+    marks: dict[SpecPath, tuple[int, int]] = {(): _mark(root)}
+    budget = [MAX_NODES]
+
+    def walk(node: yaml.Node, path: SpecPath) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise SpecError([SpecProblem(file, *_mark(node), format_path(path),
+                                         f"document expands to more than {MAX_NODES} nodes (alias bomb?)")])
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+                child = path + (key,)
+                if child in marks:
+                    raise SpecError([SpecProblem(file, *_mark(key_node), format_path(child), "duplicate key")])
+                marks[child] = _mark(key_node)
+                walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                marks[path + (i,)] = _mark(item)
+                walk(item, path + (i,))
+
+    walk(root, ())
+    return marks
+
+
+def parse_yaml(text: str, file: str) -> LocatedDocument:
+    """Parse one YAML document safely, keeping positions; YAML errors become SpecError."""
+    if len(text.encode("utf-8", "replace")) > MAX_SPEC_BYTES:
+        raise SpecError([SpecProblem(file, 1, 1, "", f"spec is larger than {MAX_SPEC_BYTES} bytes")])
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        if root is None:
+            raise SpecError([SpecProblem(file, 1, 1, "", "empty document")])
+        marks = _index(file, root)
+        data = loader.construct_document(root)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise SpecError([SpecProblem(file, line, column, "", f"invalid YAML: {exc.problem or exc}")]) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([SpecProblem(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return LocatedDocument(file, data, marks)
+
+
+def _data_path(data: Any, loc: tuple[Any, ...], missing: bool) -> SpecPath:
+    """Drop pydantic's union tags from an error location, keeping only steps present in the data."""
+    path: list[str | int] = []
+    for step in loc:
+        if isinstance(data, dict) and step in data:
+            data = data[step]
+            path.append(step)
+        elif isinstance(data, list) and isinstance(step, int) and 0 <= step < len(data):
+            data = data[step]
+            path.append(step)
+        elif missing and isinstance(data, dict) and step == loc[-1]:
+            path.append(step)  # a missing required field: name it at its parent's line
+    return tuple(path)
+
+
+def validate_document(doc: LocatedDocument) -> Workflow | EngineConfig:
+    """Validate located data as a Workflow or EngineConfig; every problem names file, line, field."""
+    data = doc.data
+    if not isinstance(data, dict):
+        raise SpecError([doc.problem((), f"a spec must be a mapping, got {type(data).__name__}")])
+    kind = data.get("kind")
+    if kind not in KINDS:
+        raise SpecError([doc.problem(("kind",), f"kind must be one of {', '.join(KINDS)}; got {kind!r}")])
+    try:
+        model = KINDS[kind].model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_problems_from(doc, exc)) from None
+    if isinstance(model, Workflow):
+        try:
+            build_graph(model)
+        except GraphError as exc:
+            raise SpecError([doc.problem(p.path, p.message) for p in exc.problems]) from None
+    return model  # type: ignore[return-value]
+
+
+def _problems_from(doc: LocatedDocument, exc: ValidationError) -> list[SpecProblem]:
+    """One problem per real mistake: errors of union branches and of containers whose items
+    already failed are noise, so an error is dropped when another one lies strictly below it."""
+    located: list[tuple[SpecPath, str]] = []
+    for err in exc.errors(include_url=False):
+        path = _data_path(doc.data, err["loc"], missing=err["type"] == "missing")
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+        located.append((path, message))
+    paths = {p for p, _ in located}
+    kept = [(p, m) for p, m in located if not any(len(o) > len(p) and o[: len(p)] == p for o in paths)]
+    return list(dict.fromkeys(doc.problem(p, m) for p, m in kept))
+
+
+def load_spec_text(text: str, file: str) -> Workflow | EngineConfig:
+    return validate_document(parse_yaml(text, file))
+
+
+def load_spec_file(path: str | Path) -> Workflow | EngineConfig:
+    """Load one spec file; unreadable files are SpecErrors too."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError([SpecProblem(file, 1, 1, "", f"cannot read spec: {exc}")]) from None
+    return load_spec_text(text, file)

@@ -1,0 +1,246 @@
+"""The spec format: pydantic models named as in the original engine's Python API.
+
+These models are the single validator for YAML specs, the lint command, the JSON Schema and the
+Python API. They do no I/O. Every model forbids unknown keys and is frozen, so a spec cannot be
+changed after it was validated.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+SUPPORTED_VERSIONS = (1,)
+NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
+_NAME_RE = re.compile(NAME_PATTERN)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=False)
+
+
+def _check_version(value: int) -> int:
+    if value not in SUPPORTED_VERSIONS:
+        known = ", ".join(str(v) for v in SUPPORTED_VERSIONS)
+        raise ValueError(f"unknown spec version {value!r}; supported versions: {known}")
+    return value
+
+
+class RetryStrategy(str, Enum):
+    """How the delay between two attempts grows."""
+
+    EXPONENTIAL_BACKOFF = "exponential_backoff"
+    LINEAR_BACKOFF = "linear_backoff"
+    FIXED_DELAY = "fixed_delay"
+
+
+class RetryPolicy(_Spec):
+    """Retries of one agent: inside the call for transient errors, then as Airflow task retries."""
+
+    max_retries: int = Field(3, ge=0, le=20)
+    strategy: RetryStrategy = RetryStrategy.EXPONENTIAL_BACKOFF
+    base_delay: float = Field(1.0, ge=0)
+    max_delay: float = Field(60.0, ge=0)
+    exponential_base: float = Field(2.0, ge=1.0)
+    jitter: bool = True
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> RetryPolicy:
+        if self.max_delay < self.base_delay:
+            raise ValueError("max_delay must be at least base_delay")
+        return self
+
+    def delay_for(self, attempt: int) -> float:
+        """Delay before retry number ``attempt`` (1-based), without jitter, capped at max_delay."""
+        if self.strategy is RetryStrategy.EXPONENTIAL_BACKOFF:
+            delay = self.base_delay * self.exponential_base ** (attempt - 1)
+        elif self.strategy is RetryStrategy.LINEAR_BACKOFF:
+            delay = self.base_delay * attempt
+        else:
+            delay = self.base_delay
+        return min(delay, self.max_delay)
+
+
+class LLMConfig(_Spec):
+    """Which model an agent calls and with which sampling settings."""
+
+    model: str = Field(min_length=1)
+    provider: str | None = None
+    conn_id: str | None = None
+    temperature: float | None = Field(None, ge=0, le=2)
+    max_tokens: int | None = Field(None, gt=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+
+
+class InlineFunction(_Spec):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class InlineTool(_Spec):
+    """The OpenAI function-tool format accepted in specs; bound to a registered tool by name."""
+
+    type: Literal["function"] = "function"
+    function: InlineFunction
+
+
+class Agent(_Spec):
+    """One LLM agent: a prompt, a model, its dependencies and its limits."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=100)
+    module: str = Field("Custom", pattern=NAME_PATTERN)
+    description: str = ""
+    llm_config: LLMConfig
+    prompt_template: str = Field(min_length=1)
+    system_prompt: str | None = None
+    dependencies: tuple[str, ...] = ()
+    tools: tuple[str | InlineTool, ...] = ()
+    max_retries: int = Field(3, ge=0, le=20)
+    timeout: float = Field(300.0, gt=0)
+    cost_limit: float | None = Field(None, gt=0)
+    priority: int = Field(5, ge=1, le=100)
+    critical: bool = True
+    retry_policy: RetryPolicy | None = None
+    output_schema: dict[str, Any] | None = None
+
+    @field_validator("dependencies")
+    @classmethod
+    def _no_duplicate_dependencies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen: set[str] = set()
+        for dep in value:
+            if dep in seen:
+                raise ValueError(f"dependency {dep!r} is listed twice")
+            seen.add(dep)
+        return value
+
+    def tool_names(self) -> tuple[str, ...]:
+        return tuple(t if isinstance(t, str) else t.function.name for t in self.tools)
+
+
+class Workflow(_Spec):
+    """A set of agents that runs as one Airflow DAG."""
+
+    kind: Literal["Workflow"] = "Workflow"
+    version: int = 1
+    name: str = Field(pattern=NAME_PATTERN, max_length=200)
+    description: str = ""
+    module: str = Field("Custom", pattern=NAME_PATTERN)
+    agents: tuple[Agent, ...] = Field(min_length=1)
+    max_parallel_agents: int = Field(10, ge=1)
+    cost_budget: float | None = Field(None, gt=0)
+    timeout: float | None = Field(3600.0, gt=0)
+    allow_partial_completion: bool = False
+    schedule: str | None = None
+    tags: tuple[str, ...] = ()
+    params: dict[str, Any] = Field(default_factory=dict)
+    retry_policy: RetryPolicy | None = None
+
+    @field_validator("version")
+    @classmethod
+    def _version_known(cls, value: int) -> int:
+        return _check_version(value)
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agent_names(cls, agents: tuple[Agent, ...]) -> tuple[Agent, ...]:
+        seen: set[str] = set()
+        for agent in agents:
+            if agent.name in seen:
+                raise ValueError(f"duplicate agent name {agent.name!r}")
+            seen.add(agent.name)
+        return agents
+
+
+class RateLimitConfig(_Spec):
+    """Limits of one provider account; 0 or null means no limit on that tier."""
+
+    requests_per_minute: int | None = Field(60, ge=0)
+    requests_per_hour: int | None = Field(3000, ge=0)
+    requests_per_day: int | None = Field(50000, ge=0)
+    tokens_per_minute: int | None = Field(100000, ge=0)
+    concurrent_requests: int = Field(10, ge=1)
+
+
+class ModelPrice(_Spec):
+    """USD per 1K tokens, as in the original CostConfig."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class CostConfig(_Spec):
+    """Prices that override genai-prices, and an optional budget across all workflows."""
+
+    model_costs: dict[str, ModelPrice] = Field(default_factory=dict)
+    global_budget: float | None = Field(None, gt=0)
+
+
+class MonitorConfig(_Spec):
+    enabled: bool = True
+    metrics_prefix: str = "erp_agents"
+    log_prompts: bool = False
+    status_window_hours: int = Field(24, ge=1)
+
+
+class ProviderConfig(_Spec):
+    """One configured provider: its wire format, Airflow connection and limits."""
+
+    type: Literal["openai", "anthropic", "openai_compatible", "pydanticai", "custom"] = "openai"
+    conn_id: str = "openai_default"
+    rate_limit_config: RateLimitConfig | None = None
+    pool: str | None = None
+    openai_api: Literal["chat", "responses"] = "chat"
+    request_timeout: float = Field(120.0, gt=0)
+
+
+def _default_providers() -> dict[str, ProviderConfig]:
+    return {
+        "openai": ProviderConfig(type="openai", conn_id="openai_default"),
+        "anthropic": ProviderConfig(type="anthropic", conn_id="anthropic_default"),
+    }
+
+
+class EngineConfig(_Spec):
+    """Engine-wide settings: providers, rate limits, prices, monitoring, defaults."""
+
+    kind: Literal["EngineConfig"] = "EngineConfig"
+    version: int = 1
+    default_provider: str = "openai"
+    providers: dict[str, ProviderConfig] = Field(default_factory=_default_providers)
+    rate_limit_config: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    cost_config: CostConfig = Field(default_factory=CostConfig)
+    monitor_config: MonitorConfig = Field(default_factory=MonitorConfig)
+    default_retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    max_tool_rounds: int = Field(8, ge=1, le=50)
+
+    @field_validator("version")
+    @classmethod
+    def _version_known(cls, value: int) -> int:
+        return _check_version(value)
+
+    @model_validator(mode="after")
+    def _default_provider_exists(self) -> EngineConfig:
+        if self.default_provider not in self.providers:
+            known = ", ".join(sorted(self.providers)) or "none"
+            raise ValueError(f"default_provider {self.default_provider!r} is not among providers: {known}")
+        return self
+
+    def provider_for(self, llm: LLMConfig) -> tuple[str, ProviderConfig]:
+        """The provider an agent's model runs on: explicit, by ``provider:model`` prefix, or the default."""
+        name = llm.provider
+        if name is None and ":" in llm.model:
+            prefix = llm.model.split(":", 1)[0]
+            name = prefix if prefix in self.providers else None
+        name = name or self.default_provider
+        if name not in self.providers:
+            known = ", ".join(sorted(self.providers))
+            raise ValueError(f"unknown provider {name!r}; configured providers: {known}")
+        return name, self.providers[name]
+
+
+def is_valid_name(value: str) -> bool:
+    return bool(_NAME_RE.match(value))

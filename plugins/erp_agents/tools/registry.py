@@ -1,0 +1,88 @@
+"""The explicit allow-list of tools a model may call.
+
+A spec lists tools by name; only names found here are ever offered to a model or executed. The
+JSON Schema of each tool comes from its type hints and docstring (pydantic-ai builds it), and
+pydantic-ai validates the model's arguments against it before the function runs; invalid
+arguments and tool errors go back to the model as a retry prompt, never executed blindly.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from pydantic_ai import Tool
+
+ENTRY_POINT_GROUP = "erp_agents.tools"
+BUILTIN_TOOL_MODULES = ("include.erp.tools",)
+DEFAULT_TOOL_TIMEOUT_S = 30.0
+
+
+class UnknownToolError(LookupError):
+    """A spec names a tool that is not registered."""
+
+
+@dataclass(frozen=True)
+class ToolRegistry:
+    """Qualified name (``finance.get_ledger_balance``) -> Python callable."""
+
+    tools: Mapping[str, Callable[..., Any]]
+
+    def qualified_name(self, name: str) -> str:
+        """Accept ``module.tool`` or, when unambiguous, the bare ``tool`` name."""
+        if name in self.tools:
+            return name
+        matches = [q for q in self.tools if q.rsplit(".", 1)[-1] == name]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise UnknownToolError(f"tool name {name!r} is ambiguous: {', '.join(sorted(matches))}")
+        raise UnknownToolError(f"unknown tool {name!r}; registered tools: {', '.join(sorted(self.tools)) or 'none'}")
+
+    def build(self, names: Iterable[str | Mapping[str, Any]], *, timeout: float = DEFAULT_TOOL_TIMEOUT_S) -> list[Tool[Any]]:
+        """pydantic-ai tools for a spec's tool list; inline OpenAI-format tools bind by function name."""
+        built: list[Tool[Any]] = []
+        for entry in names:
+            description = None
+            if isinstance(entry, Mapping):
+                function = entry["function"]
+                name, description = function["name"], function.get("description") or None
+            else:
+                name = entry
+            qualified = self.qualified_name(name)
+            built.append(
+                Tool(
+                    self.tools[qualified],
+                    name=qualified.rsplit(".", 1)[-1],
+                    description=description,
+                    max_retries=2,
+                    timeout=timeout,
+                )
+            )
+        return built
+
+
+def _from_module(path: str) -> Mapping[str, Callable[..., Any]]:
+    try:
+        module = importlib.import_module(path)
+    except ModuleNotFoundError as exc:
+        if exc.name and path.startswith(exc.name):
+            return {}
+        raise
+    return dict(getattr(module, "ERP_TOOLS", {}))
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> ToolRegistry:
+    """The project's ERP tools plus every tool registered under the ``erp_agents.tools`` entry point."""
+    tools: dict[str, Callable[..., Any]] = {}
+    for path in BUILTIN_TOOL_MODULES:
+        tools.update(_from_module(path))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        loaded = ep.load()
+        tools.update(loaded if isinstance(loaded, Mapping) else {ep.name: loaded})
+    return ToolRegistry(tools)

@@ -1,0 +1,87 @@
+"""One agent run: prompt -> pydantic-ai Agent over GovernedModel -> output. Async only, no Airflow state."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai.output import StructuredDict
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.usage import UsageLimits
+
+from erp_agents.costs.record import CostRecord
+from erp_agents.governed import GovernedModel, RequestGovernor
+from erp_agents.hooks.model_hook import AgentModelHook
+from erp_agents.tools.registry import default_registry
+from erp_agents.triggers.prompt import render_prompt
+
+
+def prompt_context(payload: dict[str, Any], run: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
+    """What a prompt template may use: upstream outputs, params and the run's identity."""
+    return {
+        "agents": {name: {"output": output, "task_id": payload["upstream"].get(name)} for name, output in upstream.items()},
+        "params": run.get("params") or {},
+        "ds": run.get("ds"),
+        "logical_date": run.get("logical_date"),
+        "run_id": run.get("run_id"),
+        "dag_id": run.get("dag_id"),
+        "workflow": payload["workflow"],
+        "agent": {k: payload["agent"][k] for k in ("name", "module", "description")},
+    }
+
+
+def model_settings(llm_config: dict[str, Any]) -> ModelSettings:
+    settings: ModelSettings = {}
+    for key in ("temperature", "max_tokens", "top_p"):
+        if llm_config.get(key) is not None:
+            settings[key] = llm_config[key]  # type: ignore[literal-required]
+    return settings
+
+
+def _output_type(agent: dict[str, Any]) -> Any:
+    schema = agent.get("output_schema")
+    if not schema:
+        return str
+    return StructuredDict(schema, name=f"{agent['name']}_output")
+
+
+async def run_agent(
+    payload: dict[str, Any],
+    run: dict[str, Any],
+    upstream: dict[str, Any],
+    record: CostRecord,
+    *,
+    log: logging.Logger | Any,
+    governor: RequestGovernor | None = None,
+) -> Any:
+    """Run the agent to its final answer; raises on failure (the caller classifies)."""
+    agent = payload["agent"]
+    prompt = render_prompt(agent["prompt_template"], prompt_context(payload, run, upstream), agent=agent["name"])
+    tools = default_registry().build(agent.get("tools") or [])
+    hook = AgentModelHook(payload["provider"])
+    model = GovernedModel(
+        await hook.aget_model(agent["llm_config"]["model"]),
+        record=record,
+        provider_type=payload["provider"]["type"],
+        price_overrides=payload.get("price_overrides"),
+        governor=governor,
+    )
+    pydantic_agent: PydanticAgent[None, Any] = PydanticAgent(
+        model,
+        output_type=_output_type(agent),
+        system_prompt=agent.get("system_prompt") or (),
+        tools=tools,
+        name=agent["name"],
+    )
+    log.info("Agent %s: %s via %s, %d tools", agent["name"], agent["llm_config"]["model"], payload["provider_name"], len(tools))
+    async with model:
+        result = await pydantic_agent.run(
+            prompt,
+            model_settings=model_settings(agent["llm_config"]),
+            usage_limits=UsageLimits(request_limit=int(payload.get("max_tool_rounds", 8)) + 1),
+        )
+    record.tool_calls = sum(
+        1 for message in result.all_messages() for part in getattr(message, "parts", []) if part.part_kind == "tool-call"
+    )
+    return result.output

@@ -1,0 +1,20 @@
+"""Test configuration: an isolated AIRFLOW_HOME, set before anything imports Airflow."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_home = Path(os.environ.get("ERP_AGENTS_TEST_AIRFLOW_HOME") or tempfile.mkdtemp(prefix="erp-agents-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(_home)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_home / 'airflow.db'}")
+os.environ.setdefault("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(_home / "logs"))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), str(ROOT / "plugins"), *filter(None, [os.environ.get("PYTHONPATH")])]
+)

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from erp_agents import Agent, EngineConfig, LLMConfig, RateLimitConfig, RetryPolicy, RetryStrategy, Workflow
+
+
+def _agent(name: str = "a", **kw) -> Agent:
+    return Agent(name=name, llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="p", **kw)
+
+
+def test_seed_defaults_and_names():
+    agent = _agent()
+    assert (agent.max_retries, agent.timeout, agent.priority, agent.critical, agent.module) == (3, 300.0, 5, True, "Custom")
+    wf = Workflow(name="w", agents=[agent])
+    assert (wf.max_parallel_agents, wf.timeout, wf.allow_partial_completion, wf.cost_budget) == (10, 3600.0, False, None)
+    limits = RateLimitConfig()
+    assert (limits.requests_per_minute, limits.requests_per_hour, limits.requests_per_day) == (60, 3000, 50000)
+    assert (limits.tokens_per_minute, limits.concurrent_requests) == (100000, 10)
+
+
+def test_unknown_key_is_an_error():
+    with pytest.raises(ValidationError, match="temprature"):
+        LLMConfig(model="gpt-4o", temprature=0.2)
+
+
+def test_models_are_frozen():
+    agent = _agent()
+    with pytest.raises(ValidationError):
+        agent.priority = 9  # type: ignore[misc]
+
+
+def test_duplicate_agent_names_rejected():
+    with pytest.raises(ValidationError, match="duplicate agent name 'a'"):
+        Workflow(name="w", agents=[_agent("a"), _agent("a")])
+
+
+def test_unknown_version_lists_supported_versions():
+    with pytest.raises(ValidationError, match="unknown spec version 2; supported versions: 1"):
+        Workflow(name="w", version=2, agents=[_agent()])
+
+
+@pytest.mark.parametrize(
+    ("strategy", "delays"),
+    [
+        (RetryStrategy.EXPONENTIAL_BACKOFF, [1.0, 2.0, 4.0, 8.0, 10.0]),
+        (RetryStrategy.LINEAR_BACKOFF, [1.0, 2.0, 3.0, 4.0, 5.0]),
+        (RetryStrategy.FIXED_DELAY, [1.0, 1.0, 1.0, 1.0, 1.0]),
+    ],
+)
+def test_retry_delays(strategy, delays):
+    policy = RetryPolicy(strategy=strategy, base_delay=1, max_delay=10)
+    assert [policy.delay_for(n) for n in range(1, 6)] == delays
+
+
+def test_retry_policy_rejects_max_below_base():
+    with pytest.raises(ValidationError, match="max_delay must be at least base_delay"):
+        RetryPolicy(base_delay=10, max_delay=1)
+
+
+def test_provider_resolution():
+    engine = EngineConfig()
+    assert engine.provider_for(LLMConfig(model="gpt-4o"))[0] == "openai"
+    assert engine.provider_for(LLMConfig(model="anthropic:claude-sonnet-4-5"))[0] == "anthropic"
+    assert engine.provider_for(LLMConfig(model="claude-x", provider="anthropic"))[1].conn_id == "anthropic_default"
+    with pytest.raises(ValueError, match="unknown provider 'azure'; configured providers: anthropic, openai"):
+        engine.provider_for(LLMConfig(model="gpt-4o", provider="azure"))
+
+
+def test_engine_default_provider_must_exist():
+    with pytest.raises(ValidationError, match="default_provider 'x' is not among providers"):
+        EngineConfig(default_provider="x")
+
+
+def test_inline_tool_format_accepted():
+    agent = _agent(tools=["finance.get_ledger_balance", {"type": "function", "function": {"name": "calculate_sum"}}])
+    assert agent.tool_names() == ("finance.get_ledger_balance", "calculate_sum")
