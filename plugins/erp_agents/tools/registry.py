@@ -8,7 +8,9 @@ arguments and tool errors go back to the model as a retry prompt, never executed
 
 from __future__ import annotations
 
+import functools
 import importlib
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +22,21 @@ from pydantic_ai import Tool
 ENTRY_POINT_GROUP = "erp_agents.tools"
 BUILTIN_TOOL_MODULES = ("include.erp.tools",)
 DEFAULT_TOOL_TIMEOUT_S = 30.0
+log = logging.getLogger(__name__)
+
+
+def errors_as_results(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A tool that raises answers the model with the error instead of ending the agent's run."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            log.warning("Tool %s failed: %s: %s", function.__name__, type(exc).__name__, exc)
+            return {"error": f"{type(exc).__name__}: {exc}"}
+
+    return call
 
 
 class UnknownToolError(LookupError):
@@ -56,7 +73,7 @@ class ToolRegistry:
             qualified = self.qualified_name(name)
             built.append(
                 Tool(
-                    self.tools[qualified],
+                    errors_as_results(self.tools[qualified]),
                     name=qualified.rsplit(".", 1)[-1],
                     description=description,
                     max_retries=2,
