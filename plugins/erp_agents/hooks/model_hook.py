@@ -7,6 +7,8 @@ password = API key, host = base_url, so any OpenAI-compatible endpoint works) an
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from airflow.sdk.bases.hook import BaseHook
@@ -29,7 +31,19 @@ class AgentModelHook(BaseHook):
         self.provider = provider
         self.conn_id: str = provider["conn_id"]
 
+    @asynccontextmanager
+    async def model(self, model: str) -> AsyncIterator[Model]:
+        """The model for one agent run; its SDK client (and connections) is closed on exit."""
+        built = await self.aget_model(model)
+        try:
+            yield built
+        finally:
+            client = getattr(built, "client", None)
+            if client is not None:
+                await client.close()
+
     async def aget_model(self, model: str) -> Model:
+        """A new model with its own SDK client; the caller closes it (see ``model``)."""
         kind = self.provider["type"]
         if kind in OPENAI_TYPES:
             return await self._openai_model(bare_model(model))

@@ -117,6 +117,24 @@ def _data_path(data: Any, loc: tuple[Any, ...], missing: bool) -> SpecPath:
     return tuple(path)
 
 
+def _inline_prompt_files(doc: LocatedDocument) -> None:
+    """``prompt_file`` (relative to the spec) becomes the agent's prompt_template; the path is kept."""
+    agents = doc.data.get("agents") if doc.data.get("kind") == "Workflow" else None
+    if not isinstance(agents, list):
+        return
+    base = Path(doc.file).parent
+    for i, agent in enumerate(agents):
+        if not isinstance(agent, dict) or not isinstance(agent.get("prompt_file"), str):
+            continue
+        path = ("agents", i, "prompt_file")
+        if "prompt_template" in agent:
+            raise SpecError([doc.problem(path, "give prompt_template or prompt_file, not both")])
+        try:
+            agent["prompt_template"] = (base / agent["prompt_file"]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError([doc.problem(path, f"cannot read prompt file: {exc}")]) from None
+
+
 def validate_document(doc: LocatedDocument) -> Workflow | EngineConfig:
     """Validate located data as a Workflow or EngineConfig; every problem names file, line, field."""
     data = doc.data
@@ -125,6 +143,7 @@ def validate_document(doc: LocatedDocument) -> Workflow | EngineConfig:
     kind = data.get("kind")
     if kind not in KINDS:
         raise SpecError([doc.problem(("kind",), f"kind must be one of {', '.join(KINDS)}; got {kind!r}")])
+    _inline_prompt_files(doc)
     try:
         model = KINDS[kind].model_validate(data)
     except ValidationError as exc:

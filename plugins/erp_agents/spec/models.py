@@ -96,6 +96,7 @@ class Agent(_Spec):
     description: str = ""
     llm_config: LLMConfig
     prompt_template: str = Field(min_length=1)
+    prompt_file: str | None = None
     system_prompt: str | None = None
     dependencies: tuple[str, ...] = ()
     tools: tuple[str | InlineTool, ...] = ()

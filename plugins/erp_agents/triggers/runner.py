@@ -59,29 +59,33 @@ async def run_agent(
     agent = payload["agent"]
     prompt = render_prompt(agent["prompt_template"], prompt_context(payload, run, upstream), agent=agent["name"])
     tools = default_registry().build(agent.get("tools") or [])
-    hook = AgentModelHook(payload["provider"])
-    model = GovernedModel(
-        await hook.aget_model(agent["llm_config"]["model"]),
-        record=record,
-        provider_type=payload["provider"]["type"],
-        price_overrides=payload.get("price_overrides"),
-        governor=governor,
-    )
-    pydantic_agent: PydanticAgent[None, Any] = PydanticAgent(
-        model,
-        output_type=_output_type(agent),
-        system_prompt=agent.get("system_prompt") or (),
-        tools=tools,
-        name=agent["name"],
-    )
-    log.info("Agent %s: %s via %s, %d tools", agent["name"], agent["llm_config"]["model"], payload["provider_name"], len(tools))
-    async with model:
+    tool_names = {tool.name for tool in tools}
+    log.info("Agent %s: %s via %s, tools: %s", agent["name"], agent["llm_config"]["model"], payload["provider_name"],
+             ", ".join(sorted(tool_names)) or "none")
+    async with AgentModelHook(payload["provider"]).model(agent["llm_config"]["model"]) as provider_model:
+        model = GovernedModel(
+            provider_model,
+            record=record,
+            provider_type=payload["provider"]["type"],
+            price_overrides=payload.get("price_overrides"),
+            governor=governor,
+        )
+        pydantic_agent: PydanticAgent[None, Any] = PydanticAgent(
+            model,
+            output_type=_output_type(agent),
+            system_prompt=agent.get("system_prompt") or (),
+            tools=tools,
+            name=agent["name"],
+        )
         result = await pydantic_agent.run(
             prompt,
             model_settings=model_settings(agent["llm_config"]),
             usage_limits=UsageLimits(request_limit=int(payload.get("max_tool_rounds", 8)) + 1),
         )
     record.tool_calls = sum(
-        1 for message in result.all_messages() for part in getattr(message, "parts", []) if part.part_kind == "tool-call"
+        1
+        for message in result.all_messages()
+        for part in getattr(message, "parts", [])
+        if part.part_kind == "tool-call" and part.tool_name in tool_names
     )
     return result.output
