@@ -6,6 +6,7 @@ pydantic or graph problem points at its YAML line, then constructed into plain P
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from erp_agents.exceptions import SpecError, SpecProblem
 from erp_agents.spec.graph import GraphError, build_graph
 from erp_agents.spec.models import EngineConfig, Workflow
 
+PROMPT_PATH_ENV = "ERP_AGENTS_PROMPT_PATH"
+PROJECT_PROMPTS = Path(__file__).resolve().parents[3] / "include" / "erp" / "prompts"
 MAX_SPEC_BYTES = 1_000_000
 MAX_NODES = 200_000
 KINDS: dict[str, type[BaseModel]] = {"Workflow": Workflow, "EngineConfig": EngineConfig}
@@ -117,12 +120,26 @@ def _data_path(data: Any, loc: tuple[Any, ...], missing: bool) -> SpecPath:
     return tuple(path)
 
 
+def prompt_search_path(spec_file: str) -> list[Path]:
+    """Where ``prompt_file`` is looked up: next to the spec, then $ERP_AGENTS_PROMPT_PATH, then include/erp/prompts."""
+    extra = [Path(p) for p in os.environ.get(PROMPT_PATH_ENV, "").split(os.pathsep) if p]
+    return [Path(spec_file).parent, *extra, PROJECT_PROMPTS]
+
+
+def _read_prompt(name: str, search: list[Path]) -> str:
+    for folder in search:
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    raise OSError(f"{name!r} not found in " + ", ".join(str(f) for f in search))
+
+
 def _inline_prompt_files(doc: LocatedDocument) -> None:
-    """``prompt_file`` (relative to the spec) becomes the agent's prompt_template; the path is kept."""
+    """``prompt_file`` becomes the agent's prompt_template (the name is kept for the record)."""
     agents = doc.data.get("agents") if doc.data.get("kind") == "Workflow" else None
     if not isinstance(agents, list):
         return
-    base = Path(doc.file).parent
+    search = prompt_search_path(doc.file)
     for i, agent in enumerate(agents):
         if not isinstance(agent, dict) or not isinstance(agent.get("prompt_file"), str):
             continue
@@ -130,7 +147,7 @@ def _inline_prompt_files(doc: LocatedDocument) -> None:
         if "prompt_template" in agent:
             raise SpecError([doc.problem(path, "give prompt_template or prompt_file, not both")])
         try:
-            agent["prompt_template"] = (base / agent["prompt_file"]).read_text(encoding="utf-8")
+            agent["prompt_template"] = _read_prompt(agent["prompt_file"], search)
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError([doc.problem(path, f"cannot read prompt file: {exc}")]) from None
 

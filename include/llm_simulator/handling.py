@@ -1,0 +1,177 @@
+"""The request flow shared by both API dialects.
+
+Order: read body -> authenticate -> validate -> rate limit -> pick fault ->
+latency -> fault or answer. Every step's outcome is logged exactly once.
+Errors before admission (400/401/429) return immediately, without latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import math
+import time
+from typing import Any, Mapping, Protocol
+
+from fastapi import Request
+from starlette.responses import JSONResponse, Response
+
+from include.llm_simulator.answers import Answer, generate_answer
+from include.llm_simulator.conversation import Conversation
+from include.llm_simulator.drop import drop_connection, wait_for_disconnect
+from include.llm_simulator.errors import Api, error_body
+from include.llm_simulator.faults import DROP, MALFORMED, MALFORMED_BODY, TIMEOUT, error_status
+from include.llm_simulator.ratelimit import RateSnapshot, retry_after_headers
+from include.llm_simulator.state import SimulatorState
+from include.llm_simulator.tokens import prompt_tokens
+
+LATENCY_HEADER = "x-sim-latency"
+_NOT_JSON = object()
+
+
+class InvalidRequest(ValueError):
+    """The request body is not acceptable; the message goes to the client."""
+
+
+class Dialect(Protocol):
+    """What differs between the OpenAI and Anthropic wire formats."""
+
+    api: Api
+    id_prefix: str
+    request_id_header: str
+
+    def api_key(self, headers: Mapping[str, str]) -> str | None: ...
+
+    def parse(self, body: dict[str, Any]) -> Conversation: ...
+
+    def render(self, conversation: Conversation, answer: Answer, request_id: str,
+               input_tokens: int) -> dict[str, Any]: ...
+
+    def ratelimit_headers(self, snapshot: RateSnapshot) -> dict[str, str]: ...
+
+
+def check_api_key(given: str | None, expected: str | None) -> str | None:
+    """Error message when the key is missing or wrong; never includes the key."""
+    if not given or not given.strip():
+        return "missing api key"
+    if expected is not None and not hmac.compare_digest(given.encode(), expected.encode()):
+        return "invalid api key"
+    return None
+
+
+class _Exchange:
+    """One model request being handled: builds responses and the log entry."""
+
+    def __init__(self, request: Request, dialect: Dialect, state: SimulatorState) -> None:
+        self.request = request
+        self.dialect = dialect
+        self.state = state
+        self.headers: dict[str, str] = {}
+        self.entry: dict[str, Any] = {
+            "id": state.log.new_id(), "api": dialect.api, "path": request.url.path, "model": None,
+            "ts_start": time.time(), "ts_end": None, "status": None, "request": None, "response": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0}, "fault": None,
+        }
+        self.headers[dialect.request_id_header] = self.entry["id"]
+
+    def json(self, status: int, body: dict[str, Any], extra: Mapping[str, str] | None = None) -> Response:
+        self.entry["status"] = status
+        self.entry["response"] = body
+        return JSONResponse(body, status_code=status, headers={**self.headers, **(extra or {})})
+
+    def error(self, status: int, message: str | None = None, extra: Mapping[str, str] | None = None,
+              **kwargs: Any) -> Response:
+        return self.json(status, error_body(self.dialect.api, status, message, **kwargs), extra)
+
+    async def run(self) -> Response:
+        raw = await self.request.body()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = _NOT_JSON
+            self.entry["request"] = raw.decode("utf-8", errors="replace")
+        else:
+            self.entry["request"] = body
+        if isinstance(body, dict) and isinstance(body.get("model"), str):
+            self.entry["model"] = body["model"]
+        problem = check_api_key(self.dialect.api_key(self.request.headers), self.state.settings.api_key)
+        if problem:
+            return self.error(401, problem)
+        if body is _NOT_JSON:
+            return self.error(400, "request body is not valid JSON")
+        if not isinstance(body, dict):
+            return self.error(400, "request body must be a JSON object")
+        try:
+            conversation = self.dialect.parse(body)
+            delay = self._latency()
+        except InvalidRequest as exc:
+            return self.error(400, str(exc))
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            return self.error(400, f"malformed request body ({type(exc).__name__})")
+        input_tokens = prompt_tokens(conversation)
+        return await self._admitted(conversation, input_tokens, delay)
+
+    def _latency(self) -> float:
+        header = self.request.headers.get(LATENCY_HEADER)
+        if header is None:
+            return self.state.latency()
+        try:
+            value = float(header)
+        except ValueError:
+            raise InvalidRequest(f"invalid {LATENCY_HEADER} header") from None
+        if not math.isfinite(value) or value < 0:
+            raise InvalidRequest(f"invalid {LATENCY_HEADER} header")
+        return value
+
+    async def _admitted(self, conversation: Conversation, input_tokens: int, delay: float) -> Response:
+        limiter = self.state.limiter
+        decision = await limiter.acquire(input_tokens + (conversation.max_tokens or 0))
+        if limiter.enabled:
+            self.headers.update(self.dialect.ratelimit_headers(decision.snapshot))
+        if not decision.allowed:
+            message = (f"Rate limit reached for {decision.limited_by} per minute. "
+                       f"Please try again in {decision.retry_after:.3f}s.")
+            kwargs = {"error_type": decision.limited_by} if self.dialect.api == "openai" else {}
+            return self.error(429, message, retry_after_headers(decision.retry_after), **kwargs)
+        fault = self.state.faults.next_fault(conversation.model)
+        self.entry["fault"] = fault
+        if delay:
+            await asyncio.sleep(delay)
+        if fault is not None:
+            return await self._fault(fault)
+        try:
+            answer = generate_answer(conversation, self.dialect.id_prefix)
+        except Exception as exc:  # a schema the generator cannot satisfy must not kill the request
+            return self.error(500, f"simulator could not build an answer ({type(exc).__name__})")
+        self.entry["usage"] = {"input_tokens": input_tokens, "output_tokens": answer.output_tokens}
+        return self.json(200, self.dialect.render(conversation, answer, self.entry["id"], input_tokens))
+
+    async def _fault(self, fault: str) -> Response:
+        if fault == DROP:
+            return await drop_connection(self.request)
+        if fault == TIMEOUT:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(wait_for_disconnect(self.request), self.state.settings.timeout_seconds)
+                return Response(status_code=499)
+            return self.error(504, "simulated timeout elapsed")
+        if fault == MALFORMED:
+            self.entry["status"] = 200
+            self.entry["response"] = MALFORMED_BODY.decode()
+            return Response(MALFORMED_BODY, status_code=200, media_type="application/json", headers=self.headers)
+        status = error_status(fault) or 500
+        extra = retry_after_headers(1.0) if status == 429 else None
+        return self.error(status, None, extra)
+
+
+async def handle_model_request(request: Request, dialect: Dialect) -> Response:
+    """Serve one model request end to end and log it."""
+    state: SimulatorState = request.app.state.sim
+    exchange = _Exchange(request, dialect, state)
+    state.log.begin()
+    try:
+        return await exchange.run()
+    finally:
+        exchange.entry["ts_end"] = time.time()
+        state.log.end(exchange.entry)

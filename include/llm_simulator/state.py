@@ -1,0 +1,44 @@
+"""Mutable per-server state shared by all routes (``app.state.sim``)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from include.llm_simulator.faults import FaultInjector
+from include.llm_simulator.log import RequestLog
+from include.llm_simulator.ratelimit import SlidingWindowLimiter
+from include.llm_simulator.settings import SimulatorSettings
+
+
+@dataclass
+class SimulatorState:
+    """Log, limiter, fault injector and latency randomness of one server."""
+
+    settings: SimulatorSettings
+    log: RequestLog
+    limiter: SlidingWindowLimiter
+    faults: FaultInjector
+    latency_random: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def from_settings(cls, settings: SimulatorSettings) -> "SimulatorState":
+        return cls(
+            settings=settings,
+            log=RequestLog(settings.log_path),
+            limiter=SlidingWindowLimiter(settings.rpm, settings.tpm),
+            faults=FaultInjector(settings.fault_rate, settings.fault_kinds, settings.seed),
+            latency_random=random.Random(f"{settings.seed}:latency"),
+        )
+
+    def latency(self) -> float:
+        """Configured latency with uniform jitter, never negative."""
+        jitter = self.settings.latency_jitter
+        delay = self.settings.latency + (self.latency_random.uniform(-jitter, jitter) if jitter else 0.0)
+        return max(delay, 0.0)
+
+    async def reset(self) -> None:
+        """Clear memory log, rate-limit window and fault scripts."""
+        self.log.reset()
+        await self.limiter.reset()
+        self.faults.reset()

@@ -1,0 +1,3 @@
+from erp_agents.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""``python -m erp_agents lint|schema|report``: the spec tools and the run report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from erp_agents.exceptions import SpecError
+from erp_agents.spec.lint import lint_paths
+from erp_agents.spec.schema import spec_json_schema
+
+
+def _lint(args: argparse.Namespace) -> int:
+    problems = lint_paths([Path(p) for p in args.paths] or [Path("dags/specs")])
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s)", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    print(json.dumps(spec_json_schema(args.kind), indent=2))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from erp_agents.monitoring.report import format_report, load_summary
+
+    try:
+        summary = load_summary(args.dag_id, args.run_id)
+    except LookupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2) if args.json else format_report(summary))
+    return 0 if summary["status"] in ("completed", "partial") else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m erp_agents", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    lint = sub.add_parser("lint", help="validate spec files: file:line:column: field: message")
+    lint.add_argument("paths", nargs="*", help="spec files or folders (default: dags/specs)")
+    lint.set_defaults(func=_lint)
+    schema = sub.add_parser("schema", help="print the JSON Schema of the spec format")
+    schema.add_argument("--kind", choices=["Workflow", "EngineConfig"], default="Workflow")
+    schema.set_defaults(func=_schema)
+    report = sub.add_parser("report", help="status, tokens and cost of a workflow run, per agent")
+    report.add_argument("dag_id")
+    report.add_argument("--run-id", default=None, help="default: the latest run")
+    report.add_argument("--json", action="store_true")
+    report.set_defaults(func=_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SpecError as exc:
+        print(exc, file=sys.stderr)
+        return 1

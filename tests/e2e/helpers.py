@@ -1,0 +1,43 @@
+"""Reading a finished run back: XComs from the metadata DB, requests from the simulator's log."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from genai_prices import Usage, calc_price
+
+
+def xcoms(dag_id: str, run_id: str, key: str) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == key
+            )
+        ).all()
+    return dict(rows)
+
+
+def first_user_text(request: dict[str, Any]) -> str:
+    for message in request["request"]["messages"]:
+        if message["role"] == "user":
+            content = message["content"]
+            return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+    return ""
+
+
+def final_text(request: dict[str, Any]) -> str | None:
+    return request["response"]["choices"][0]["message"]["content"]
+
+
+def expected_cost(requests: list[dict[str, Any]]) -> Decimal:
+    """The run's price computed independently from the simulator's own usage counts."""
+    total = Decimal(0)
+    for r in requests:
+        usage = Usage(input_tokens=r["usage"]["input_tokens"], output_tokens=r["usage"]["output_tokens"])
+        total += calc_price(usage, r["model"], provider_id="openai").total_price
+    return total

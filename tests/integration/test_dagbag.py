@@ -1,0 +1,95 @@
+"""The example specs through Airflow's own DagBag: no import errors, the expected structure."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from airflow.dag_processing.dagbag import DagBag
+
+from tests.conftest import ROOT
+
+EXPECTED_DAGS = {"basic_workflow", "erp_nightly", "hr_leave_review", "inventory_replenishment", "compliance_weekly"}
+
+
+@pytest.fixture(scope="module")
+def dagbag() -> DagBag:
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_every_example_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert EXPECTED_DAGS <= set(dagbag.dag_ids)
+
+
+def test_erp_nightly_structure(dagbag):
+    dag = dagbag.dags["erp_nightly"]
+    groups = {t.task_group.group_id for t in dag.tasks if t.task_id != "workflow_summary"}
+    assert groups == {"hr", "finance", "inventory", "compliance"}
+    assert len(dag.tasks) == 16
+    assert dag.max_active_tasks == 8
+    assert dag.dagrun_timeout == timedelta(seconds=5400)
+    assert {"erp-agents", "nightly", "hr", "finance"} <= set(dag.tags)
+    assert dag.timetable.expression == "0 2 * * *"
+    reconciler = dag.get_task("finance.ledger_reconciler")
+    assert reconciler.upstream_task_ids == {"finance.bank_loader", "hr.payroll_export"}
+    assert reconciler.priority_weight == 8 and reconciler.weight_rule == "absolute"
+    assert reconciler.retries == 2
+    assert reconciler.retry_delay == timedelta(seconds=10)
+    assert reconciler.retry_exponential_backoff == 2.0
+    assert reconciler.max_retry_delay == timedelta(seconds=120)
+    assert reconciler.execution_timeout == timedelta(seconds=300)
+    assert reconciler.start_from_trigger is True
+    assert reconciler.start_trigger_args.trigger_cls == "erp_agents.triggers.agent.AgentTrigger"
+    assert dag.get_task("finance.month_end_report").upstream_task_ids == {
+        "finance.budget_variance", "finance.ap_aging", "inventory.inventory_valuation"
+    }
+    summary = dag.get_task("workflow_summary")
+    assert summary.trigger_rule == "all_done"
+    assert len(summary.upstream_task_ids) == 15
+
+
+def test_parallel_levels_are_in_the_docs(dagbag):
+    doc = dagbag.dags["erp_nightly"].doc_md
+    assert "| 0 | `hr.payroll_export`, `finance.bank_loader`," in doc
+    assert "| 3 | `finance.month_end_report`, `compliance.compliance_report` |" in doc
+
+
+def test_trigger_kwargs_are_json_and_carry_no_secrets(dagbag):
+    import json
+
+    task = dagbag.dags["erp_nightly"].get_task("finance.ledger_reconciler")
+    kwargs = task.start_trigger_args.trigger_kwargs
+    text = json.dumps(kwargs)
+    assert kwargs["payload"]["upstream"] == {"bank_loader": "finance.bank_loader", "payroll_export": "hr.payroll_export"}
+    assert kwargs["payload"]["provider"]["conn_id"] == "openai_default"
+    assert "password" not in text and "sk-" not in text
+
+
+def test_a_broken_spec_never_hides_the_others(tmp_path, caplog):
+    dags = tmp_path / "dags"
+    shutil.copytree(ROOT / "dags", dags)
+    bad = dags / "specs" / "broken.yaml"
+    bad.write_text((ROOT / "dags/specs/basic_workflow.yaml").read_text().replace(
+        "name: basic_workflow", "name: broken_workflow").replace("[data_analyzer]", "[data_analyser_x]"))
+    (dags / "specs" / "not_yaml.yaml").write_text("kind: Workflow\nname: [oops\n")
+    with caplog.at_level("ERROR"):
+        bag = DagBag(dag_folder=str(dags))
+    assert bag.import_errors == {}
+    assert EXPECTED_DAGS <= set(bag.dag_ids)
+    assert "broken_workflow" not in bag.dag_ids
+    assert f"{bad}:47:20: agents[2].dependencies[0]: unknown dependency 'data_analyser_x'; did you mean" in caplog.text
+    assert "not_yaml.yaml:3:1: <document>: invalid YAML" in caplog.text
+
+
+def test_parsing_touches_no_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("DAG parsing opened a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {} and EXPECTED_DAGS <= set(bag.dag_ids)
