@@ -41,7 +41,7 @@ def airflow_env(home: Path, *, sql_alchemy_conn: str | None = None, dags_folder:
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
             "AIRFLOW__CORE__FERNET_KEY": FERNET_KEY,
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
@@ -101,6 +101,11 @@ class AirflowStack:
         for name, proc in self.processes.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log_of(name)[-4000:]}")
+
+    def unpause(self, *dag_ids: str) -> None:
+        """New DAGs start paused (scheduled ones would otherwise start at once); run only these."""
+        for dag_id in dag_ids:
+            self.airflow("dags", "unpause", dag_id)
 
     def query(self, sql: str, **params: object) -> list[dict[str, object]]:
         """Read the metadata DB directly (fast; the CLI costs seconds per call)."""

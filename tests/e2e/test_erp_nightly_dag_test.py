@@ -52,13 +52,13 @@ def test_erp_nightly_runs_end_to_end(airflow_db, sim, erp_nightly):
     # Outputs in XCom are the model's final answers, and downstream prompts carry them verbatim.
     outputs = xcoms("erp_nightly", run.run_id, "return_value")
     for task_id, reqs in by_agent.items():
-        assert outputs[task_id] == final_text(reqs[-1])
+        assert outputs[task_id] == {"output": final_text(reqs[-1]), "agent": task_id.split(".")[1], "model": reqs[-1]["model"]}
     reconciler_prompt = first_user_text(by_agent["finance.ledger_reconciler"][0])
-    assert outputs["finance.bank_loader"] in reconciler_prompt
-    assert outputs["hr.payroll_export"] in reconciler_prompt
+    assert outputs["finance.bank_loader"]["output"] in reconciler_prompt
+    assert outputs["hr.payroll_export"]["output"] in reconciler_prompt
     # Tool results reached the model and its answer.
-    assert "reconcile_bank=" in outputs["finance.bank_loader"]
-    assert '"difference":71472.19' in outputs["finance.bank_loader"]
+    assert "reconcile_bank=" in outputs["finance.bank_loader"]["output"]
+    assert '"difference":71472.19' in outputs["finance.bank_loader"]["output"]
 
     # Cost records per agent and the summary's totals match the server's own usage counts.
     records = xcoms("erp_nightly", run.run_id, "cost_record")

@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import StartTriggerArgs
 
 from erp_agents.costs.record import COST_XCOM_KEY
-from erp_agents.triggers.agent import CLASSPATH, AgentTrigger, decode_xcom
+from erp_agents.triggers.agent import CLASSPATH, AgentTrigger, agent_output
 
 
 class AgentRetryableError(AirflowException):
@@ -52,7 +52,7 @@ class LLMAgentOperator(BaseOperator):
     def execute(self, context: Any) -> None:
         ti = context["ti"]
         upstream = {
-            name: decode_xcom(ti.xcom_pull(task_ids=task_id, key="return_value"))
+            name: agent_output(ti.xcom_pull(task_ids=task_id, key="return_value"))
             for name, task_id in self.payload["upstream"].items()
         }
         logical_date = context.get("logical_date")
@@ -78,7 +78,7 @@ class LLMAgentOperator(BaseOperator):
             raise AirflowFailException(f"agent {self.task_id} ended without a result event: {event!r}")
         context["ti"].xcom_push(key=COST_XCOM_KEY, value=event.get("cost_record"))
         if event["status"] == "success":
-            return event["output"]
+            return event["result"]
         message = f"agent {self.task_id} failed ({event.get('error_type')}): {event.get('message')}"
         if event.get("retryable"):
             raise AgentRetryableError(message)

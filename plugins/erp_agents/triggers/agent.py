@@ -10,6 +10,7 @@ back to ``execute_complete``, so Airflow sees a real exception with the provider
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -85,10 +86,11 @@ class AgentTrigger(BaseTrigger):
             "Agent %s finished: %d calls, %d tokens, $%.6f",
             record.agent, record.calls, record.total_tokens, record.cost_usd,
         )
+        result = {"output": output, "agent": record.agent, "model": record.model}
         if self.end_in_triggerer:
-            yield TaskSuccessEvent(xcoms={"return_value": output, COST_XCOM_KEY: record.to_dict()})
+            yield TaskSuccessEvent(xcoms={"return_value": result, COST_XCOM_KEY: record.to_dict()})
         else:
-            yield TriggerEvent({"status": "success", "output": output, "cost_record": record.to_dict()})
+            yield TriggerEvent({"status": "success", "result": result, "cost_record": record.to_dict()})
 
     def _check_price(self) -> None:
         """Refuse to start an agent whose model has no price: its calls would be counted as free."""
@@ -127,18 +129,19 @@ class AgentTrigger(BaseTrigger):
             value = await XCom.aget_one(
                 key="return_value", dag_id=run["dag_id"], task_id=task_id, run_id=run["run_id"], map_index=-1
             )
-            outputs[name] = decode_xcom(value)
+            outputs[name] = agent_output(value)
         return outputs
 
 
-def decode_xcom(value: Any) -> Any:
-    """XComs pushed by a TaskSuccessEvent may arrive JSON-encoded; agent outputs are plain JSON values."""
-    import json
+def agent_output(xcom_value: Any) -> Any:
+    """The output inside an agent's ``return_value`` XCom.
 
-    if isinstance(value, str):
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            return value
-        return decoded if isinstance(decoded, (dict, list)) else value
-    return value
+    The XCom is always a dict ``{"output", "agent", "model"}``; pushed by a TaskSuccessEvent it comes
+    back JSON-encoded, so a str is always an encoded dict and is decoded once: no guessing about
+    outputs that merely look like JSON.
+    """
+    if xcom_value is None:
+        return None
+    if isinstance(xcom_value, str):
+        xcom_value = json.loads(xcom_value)
+    return xcom_value["output"]

@@ -1,0 +1,132 @@
+"""AgentTrigger.run() against the simulator over real HTTP: events, XCom shape, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from airflow.triggers.base import TaskSuccessEvent
+
+from erp_agents.factory.plan import plan_workflow
+from erp_agents.spec.models import Agent, LLMConfig, Workflow
+from erp_agents.triggers.agent import AgentTrigger, agent_output
+from include.llm_simulator.testing import running_simulator
+
+KEY = "sk-unit-test-key-abcdef0123456789"
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    with running_simulator(api_key=KEY) as sim:
+        yield sim
+
+
+@pytest.fixture
+def sim(simulator, monkeypatch):
+    simulator.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_OPENAI_DEFAULT", json.dumps({"conn_type": "openai", "password": KEY, "host": simulator.openai_base_url}))
+    return simulator
+
+
+def _payload(prompt: str = "Summarise {{ agents.loader.output }} for {{ params.period }}", **agent_kw) -> dict:
+    wf = Workflow(
+        name="wf",
+        agents=[
+            Agent(name="loader", module="Finance", llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="load"),
+            Agent(name="writer", module="Finance", llm_config=LLMConfig(model="gpt-4o-mini", max_tokens=200),
+                  prompt_template=prompt, dependencies=["loader"], **agent_kw),
+        ],
+    )
+    return next(t for t in plan_workflow(wf).tasks if t.agent.name == "writer").trigger_payload
+
+
+RUN = {"dag_id": "wf", "run_id": "r1", "task_id": "finance.writer", "params": {"period": "2026-10"}, "ds": "2026-10-31"}
+
+
+def _events(trigger: AgentTrigger) -> list:
+    async def collect():
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def test_serialize_mirrors_init():
+    trigger = AgentTrigger(payload=_payload(), end_in_triggerer=False, run=RUN, upstream_outputs={"loader": "x"})
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "erp_agents.triggers.agent.AgentTrigger"
+    assert AgentTrigger(**kwargs).serialize() == (classpath, kwargs)
+    json.dumps(kwargs)  # JSON-able primitives only
+
+
+def test_worker_path_returns_output_and_cost(sim):
+    trigger = AgentTrigger(payload=_payload(), end_in_triggerer=False, run=RUN, upstream_outputs={"loader": "LEDGER-OK"})
+    [event] = _events(trigger)
+    [request] = sim.requests()
+    sent = request["request"]["messages"][-1]["content"]
+    assert sent == "Summarise LEDGER-OK for 2026-10"
+    assert request["request"]["max_completion_tokens"] == 200
+    assert event.payload["status"] == "success"
+    assert event.payload["result"] == {
+        "output": request["response"]["choices"][0]["message"]["content"], "agent": "writer", "model": "gpt-4o-mini"
+    }
+    record = event.payload["cost_record"]
+    assert (record["input_tokens"], record["output_tokens"], record["calls"]) == (
+        request["usage"]["input_tokens"], request["usage"]["output_tokens"], 1)
+    assert record["cost_usd"] == pytest.approx((0.15 * record["input_tokens"] + 0.6 * record["output_tokens"]) / 1e6)
+
+
+def test_triggerer_path_ends_the_task_with_xcoms(sim):
+    trigger = AgentTrigger(payload=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"})
+    [event] = _events(trigger)
+    assert isinstance(event, TaskSuccessEvent)
+    assert set(event.xcoms) == {"return_value", "cost_record"}
+    assert agent_output(json.dumps(event.xcoms["return_value"])) == event.xcoms["return_value"]["output"]
+
+
+def test_upstream_output_is_never_evaluated_as_a_template(sim):
+    trigger = AgentTrigger(payload=_payload(), end_in_triggerer=False, run=RUN,
+                           upstream_outputs={"loader": "{{ 7 * 6 }} {% for x in range(3) %}!{% endfor %}"})
+    [event] = _events(trigger)
+    assert event.payload["status"] == "success"
+    assert sim.requests()[0]["request"]["messages"][-1]["content"] == (
+        "Summarise {{ 7 * 6 }} {% for x in range(3) %}!{% endfor %} for 2026-10"
+    )
+
+
+def test_sandbox_blocks_unsafe_templates(sim):
+    payload = _payload(prompt="{{ params.__class__.__mro__[1].__subclasses__() }}")
+    [event] = _events(AgentTrigger(payload=payload, end_in_triggerer=False, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["status"] == "error" and event.payload["retryable"] is False
+    assert "prompt_template of agent 'writer'" in event.payload["message"]
+    assert sim.requests() == []
+
+
+@pytest.mark.parametrize(("fault", "retryable", "text"), [
+    ("500", True, "HTTP 500"), ("429", True, "HTTP 429"), ("400", False, "HTTP 400"), ("drop", True, "onnection"),
+])
+def test_server_failures_become_error_events_with_the_servers_message(sim, fault, retryable, text):
+    sim.script([fault])
+    [event] = _events(AgentTrigger(payload=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["status"] == "error"
+    assert event.payload["retryable"] is retryable
+    assert text in event.payload["message"]
+    assert event.payload["cost_record"]["failed_calls"] == 1
+
+
+def test_wrong_key_fails_permanently_and_never_shows_the_key(sim, monkeypatch):
+    wrong = "sk-wrong-key-zyxwvu9876543210"
+    monkeypatch.setenv("AIRFLOW_CONN_OPENAI_DEFAULT", json.dumps({"conn_type": "openai", "password": wrong, "host": sim.openai_base_url}))
+    [event] = _events(AgentTrigger(payload=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["retryable"] is False
+    assert "HTTP 401" in event.payload["message"]
+    assert wrong not in json.dumps(event.payload) and KEY not in json.dumps(event.payload)
+
+
+def test_unpriced_model_is_refused_before_any_call(sim):
+    payload = _payload()
+    payload["agent"]["llm_config"]["model"] = "house-model-7b"
+    [event] = _events(AgentTrigger(payload=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["retryable"] is False
+    assert "no price for model 'house-model-7b'" in event.payload["message"]
+    assert sim.requests() == []
