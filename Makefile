@@ -1,6 +1,7 @@
 # erp-agents: `make demo` runs erp_nightly end to end on the embedded default; `make test` runs the tests.
 SHELL := /bin/bash
 .ONESHELL:
+.SILENT:
 .SHELLFLAGS := -euo pipefail -c
 
 VENV ?= .venv

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+from erp_agents.factory.plan import effective_retry_policy, plan_workflow
+from erp_agents.spec.models import (
+    Agent, CostConfig, EngineConfig, LLMConfig, ModelPrice, RetryPolicy, RetryStrategy, Workflow,
+)
+
+
+def _wf(**kw) -> Workflow:
+    agents = kw.pop("agents", None) or [
+        Agent(name="load", module="HR", llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="p", priority=9),
+        Agent(name="close", module="Finance", llm_config=LLMConfig(model="gpt-4o"), prompt_template="p",
+              dependencies=["HR.load"], timeout=120, max_retries=1),
+    ]
+    return Workflow(name="wf", agents=agents, **kw)
+
+
+def test_seed_fields_map_to_airflow_settings():
+    plan = plan_workflow(_wf(max_parallel_agents=4, timeout=900, schedule="0 2 * * *", tags=["x"]))
+    assert (plan.dag_id, plan.max_active_tasks, plan.dagrun_timeout_s, plan.schedule) == ("wf", 4, 900, "0 2 * * *")
+    assert plan.groups == ("hr", "finance")
+    assert plan.tags == ("erp-agents", "hr", "finance", "x")
+    load, close = plan.tasks
+    assert (load.task_id, load.priority_weight, load.upstream_task_ids) == ("hr.load", 9, ())
+    assert (close.task_id, close.upstream_task_ids, close.execution_timeout_s) == ("finance.close", ("hr.load",), 120)
+    assert close.upstream_agents == {"load": "hr.load"}
+
+
+def test_retry_policy_precedence():
+    engine = EngineConfig(default_retry_policy=RetryPolicy(max_retries=5, base_delay=2, max_delay=30))
+    wf = _wf()
+    assert effective_retry_policy(wf.agents[0], wf, engine).max_retries == 5  # engine default
+    assert effective_retry_policy(wf.agents[1], wf, engine).max_retries == 1  # explicit agent max_retries
+    wf2 = _wf(retry_policy=RetryPolicy(max_retries=2, strategy=RetryStrategy.LINEAR_BACKOFF, base_delay=3, max_delay=9))
+    plan = plan_workflow(wf2, engine)
+    assert (plan.tasks[0].retries, plan.tasks[0].retry_delay_s, plan.tasks[0].retry_exponential_backoff) == (2, 3, 0.0)
+    assert plan.tasks[1].retries == 1
+
+
+def test_exponential_policy_sets_airflow_backoff():
+    wf = _wf(retry_policy=RetryPolicy(exponential_base=3, base_delay=4, max_delay=100))
+    task = plan_workflow(wf).tasks[0]
+    assert (task.retry_exponential_backoff, task.retry_delay_s, task.max_retry_delay_s) == (3.0, 4.0, 100.0)
+
+
+def test_trigger_payload_carries_only_what_the_agent_needs():
+    engine = EngineConfig(cost_config=CostConfig(model_costs={"gpt-4o": ModelPrice(input=0.0025, output=0.01),
+                                                              "other": ModelPrice(input=1, output=1)}))
+    close = plan_workflow(_wf(cost_budget=3.0), engine).tasks[1]
+    payload = close.trigger_payload
+    assert payload["price_overrides"] == {"gpt-4o": {"input": 0.0025, "output": 0.01}}
+    assert payload["provider"]["conn_id"] == "openai_default" and payload["provider_name"] == "openai"
+    assert payload["upstream"] == {"load": "hr.load"}
+    assert payload["agent"]["name"] == "close" and payload["cost_budget"] == 3.0
+
+
+def test_summary_payload_lists_criticality():
+    agents = [
+        Agent(name="a", llm_config=LLMConfig(model="m"), prompt_template="p"),
+        Agent(name="b", llm_config=LLMConfig(model="m"), prompt_template="p", critical=False),
+    ]
+    plan = plan_workflow(_wf(agents=agents, allow_partial_completion=True))
+    assert plan.summary_payload["agents"] == {
+        "custom.a": {"name": "a", "critical": True}, "custom.b": {"name": "b", "critical": False}
+    }
+    assert plan.summary_payload["allow_partial_completion"] is True
