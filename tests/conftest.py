@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -15,6 +16,17 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_home / 'airflow.db'}")
 os.environ.setdefault("AIRFLOW__LOGGING__BASE_LOG_FOLDER", str(_home / "logs"))
+# A second DAG bundle for DAGs that tests write at run time (dag.test() syncs DAGs from bundles).
+EXTRA_DAGS = _home / "test_dags"
+(EXTRA_DAGS / "specs").mkdir(parents=True, exist_ok=True)
+(EXTRA_DAGS / "erp_agents_dags.py").write_text((ROOT / "dags" / "erp_agents_dags.py").read_text())
+_local_bundle = "airflow.dag_processing.bundles.local.LocalDagBundle"
+os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
+    [
+        {"name": "dags-folder", "classpath": _local_bundle, "kwargs": {"path": str(ROOT / "dags")}},
+        {"name": "test-dags", "classpath": _local_bundle, "kwargs": {"path": str(EXTRA_DAGS)}},
+    ]
+)
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT), str(ROOT / "plugins"), *filter(None, [os.environ.get("PYTHONPATH")])]
 )

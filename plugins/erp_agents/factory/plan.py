@@ -87,7 +87,7 @@ def _agent_payload(agent: Agent, workflow: Workflow, engine: EngineConfig, upstr
         "agent": agent.model_dump(mode="json", exclude_defaults=False),
         "upstream": upstream,
         "provider_name": provider_name,
-        "provider": provider.model_dump(mode="json"),
+        "provider": {**provider.model_dump(mode="json"), "structured_output": provider.output_mode()},
         "price_overrides": _price_overrides(engine, agent.llm_config.model),
         "retry_policy": policy.model_dump(mode="json"),
         "max_tool_rounds": engine.max_tool_rounds,

@@ -49,7 +49,11 @@ class AgentModelHook(BaseHook):
             return await self._openai_model(bare_model(model))
         if kind == "anthropic":
             return await self._anthropic_model(bare_model(model))
-        raise PermanentAgentError(f"provider type {kind!r} is not supported yet (connection {self.conn_id!r})")
+        if kind == "pydanticai":
+            return await self._pydanticai_model(model)
+        if kind == "custom":
+            return await self._custom_model(bare_model(model))
+        raise PermanentAgentError(f"unknown provider type {kind!r} (connection {self.conn_id!r})")
 
     def _client_options(self) -> dict[str, Any]:
         return {"max_retries": 0, "timeout": float(self.provider.get("request_timeout", 120.0))}
@@ -72,6 +76,27 @@ class AgentModelHook(BaseHook):
 
         client = (await AnthropicHook(conn_id=self.conn_id).get_async_conn()).with_options(**self._client_options())
         return AnthropicModel(model, provider=AnthropicProvider(anthropic_client=client))
+
+    async def _pydanticai_model(self, model: str) -> Model:
+        """apache-airflow-providers-common-ai's ``pydanticai`` connection, looked up without blocking."""
+        from airflow.providers.common.ai.hooks.pydantic_ai import PydanticAIHook
+
+        hook = PydanticAIHook(llm_conn_id=self.conn_id, model_id=model)
+        hook._seed_connection(await self.aget_connection(self.conn_id))
+        built = hook.get_conn()
+        client = getattr(built, "client", None)
+        if client is not None and hasattr(client, "with_options"):
+            # Retries belong to the workflow's retry policy, not the SDK.
+            built.client = client.with_options(**self._client_options())  # type: ignore[attr-defined]
+        return built
+
+    async def _custom_model(self, model: str) -> Model:
+        """A model from a registered provider factory, given this connection's fields."""
+        from erp_agents.hooks.providers import model_provider
+
+        factory = model_provider(self.provider["factory"])
+        conn = await self.aget_connection(self.conn_id)
+        return factory(model=model, connection=conn, options=self._client_options())
 
     def test_connection(self) -> tuple[bool, str]:
         """Costs nothing: checks only that the connection exists and has a key."""

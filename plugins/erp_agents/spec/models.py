@@ -196,6 +196,18 @@ class ProviderConfig(_Spec):
     pool: str | None = None
     openai_api: Literal["chat", "responses"] = "chat"
     request_timeout: float = Field(120.0, gt=0)
+    structured_output: Literal["native", "tool"] | None = None
+    factory: str | None = None
+
+    @model_validator(mode="after")
+    def _custom_needs_factory(self) -> ProviderConfig:
+        if self.type == "custom" and not self.factory:
+            raise ValueError("a custom provider needs factory: the name of a registered model provider")
+        return self
+
+    def output_mode(self) -> Literal["native", "tool"]:
+        """Native structured output where the wire format has it (OpenAI json_schema), else a tool."""
+        return self.structured_output or ("native" if self.type in ("openai", "openai_compatible") else "tool")
 
 
 def _default_providers() -> dict[str, ProviderConfig]:

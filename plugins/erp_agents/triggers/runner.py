@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai.output import StructuredDict
+from pydantic_ai.output import NativeOutput, StructuredDict, ToolOutput
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
@@ -31,19 +31,27 @@ def prompt_context(payload: dict[str, Any], run: dict[str, Any], upstream: dict[
     }
 
 
-def model_settings(llm_config: dict[str, Any]) -> ModelSettings:
+def model_settings(llm_config: dict[str, Any], provider_type: str) -> ModelSettings:
     settings: ModelSettings = {}
     for key in ("temperature", "max_tokens", "top_p"):
         if llm_config.get(key) is not None:
             settings[key] = llm_config[key]  # type: ignore[literal-required]
+    if provider_type == "anthropic":
+        # Anthropic requires max_tokens; a bounded default also keeps the call a plain request.
+        settings.setdefault("max_tokens", ANTHROPIC_DEFAULT_MAX_TOKENS)
     return settings
 
 
-def _output_type(agent: dict[str, Any]) -> Any:
+ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
+
+
+def _output_type(agent: dict[str, Any], provider: dict[str, Any]) -> Any:
+    """str, or the agent's output_schema through the provider's native structured output or a tool."""
     schema = agent.get("output_schema")
     if not schema:
         return str
-    return StructuredDict(schema, name=f"{agent['name']}_output")
+    structured = StructuredDict(schema, name=f"{agent['name']}_output")
+    return NativeOutput(structured) if provider["structured_output"] == "native" else ToolOutput(structured)
 
 
 async def run_agent(
@@ -72,14 +80,14 @@ async def run_agent(
         )
         pydantic_agent: PydanticAgent[None, Any] = PydanticAgent(
             model,
-            output_type=_output_type(agent),
+            output_type=_output_type(agent, payload["provider"]),
             system_prompt=agent.get("system_prompt") or (),
             tools=tools,
             name=agent["name"],
         )
         result = await pydantic_agent.run(
             prompt,
-            model_settings=model_settings(agent["llm_config"]),
+            model_settings=model_settings(agent["llm_config"], payload["provider"]["type"]),
             usage_limits=UsageLimits(request_limit=int(payload.get("max_tool_rounds", 8)) + 1),
         )
     record.tool_calls = sum(
