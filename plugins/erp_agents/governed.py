@@ -8,6 +8,7 @@ limiter and the ledger plug in; ``OpenGovernor`` lets everything through.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -22,6 +23,8 @@ from pydantic_ai.settings import ModelSettings
 from erp_agents.costs.pricing import TokenCounts, price_usd
 from erp_agents.costs.record import CostRecord, RequestCost
 from erp_agents.exceptions import PermanentAgentError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,13 @@ class OpenGovernor:
 
     async def release(self, permit: Any, error: BaseException) -> None:
         return None
+
+
+def estimate_tokens(messages: list[ModelMessage], response: ModelResponse) -> TokenCounts:
+    """About 4 characters a token: a response without usage must still count toward cost and limits."""
+    sent = sum(len(str(getattr(part, "content", "") or getattr(part, "args", ""))) for m in messages for part in m.parts)
+    received = sum(len(str(getattr(part, "content", "") or getattr(part, "args", ""))) for part in response.parts)
+    return TokenCounts(max(1, sent // 4), received // 4)
 
 
 class GovernedModel(WrapperModel):
@@ -89,14 +99,18 @@ class GovernedModel(WrapperModel):
             self.record.failed_calls += 1
             await self.governor.release(permit, exc)
             raise
-        cost = self._cost_of(response, time.monotonic() - started)
+        cost = self._cost_of(response, time.monotonic() - started, messages)
         self.record.add(cost)
         await self.governor.settle(permit, cost)
         return response
 
-    def _cost_of(self, response: ModelResponse, latency: float) -> RequestCost:
+    def _cost_of(self, response: ModelResponse, latency: float, messages: list[ModelMessage]) -> RequestCost:
         usage = response.usage
         tokens = TokenCounts(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens)
+        if tokens.input_tokens == 0 and tokens.output_tokens == 0:
+            tokens = estimate_tokens(messages, response)
+            self.record.estimated_usage_calls += 1
+            log.warning("%s reported no token usage; estimated %s", self.model_name, tokens)
         usd = price_usd(
             self.model_name, tokens, provider_type=self.provider_type, overrides=self.price_overrides
         )

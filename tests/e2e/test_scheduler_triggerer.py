@@ -1,4 +1,6 @@
-"""basic_workflow under Airflow's real scheduler, dag-processor, triggerer and API server (SQLite).
+"""basic_workflow under Airflow's real scheduler, dag-processor, triggerer and API server.
+
+Runs on both metadata databases: SQLite (the embedded default) and PostgreSQL (what scale runs use).
 
 Proves the production path: agent tasks start in the triggerer and end there with their XComs,
 downstream agents read those outputs, and the summary runs on a worker.
@@ -12,15 +14,17 @@ import pytest
 
 from tests.e2e.conftest import openai_conn
 from tests.e2e.helpers import final_text, first_user_text
+from tests.services import fresh_postgres_database
 from tests.stack import airflow_stack
 
 AGENTS = ("finance.data_processor", "finance.data_analyzer", "finance.report_generator")
 
 
-@pytest.fixture(scope="module")
-def stack(simulator, tmp_path_factory):
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def stack(request, simulator, tmp_path_factory):
     env = {"AIRFLOW_CONN_OPENAI_DEFAULT": openai_conn(simulator.openai_base_url)}
-    with airflow_stack(tmp_path_factory.mktemp("airflow-stack"), extra_env=env) as running:
+    database = fresh_postgres_database("erp_agents_e2e") if request.param == "postgres" else None
+    with airflow_stack(tmp_path_factory.mktemp("airflow-stack"), extra_env=env, sql_alchemy_conn=database) as running:
         running.wait_dags(["basic_workflow"])
         running.unpause("basic_workflow")
         yield running

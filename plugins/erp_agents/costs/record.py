@@ -38,6 +38,7 @@ class CostRecord:
     failed_calls: int = 0
     latency_s: float = 0.0
     tool_calls: int = 0
+    estimated_usage_calls: int = 0
     status: str = "success"
     error: str | None = None
     requests: list[RequestCost] = field(default_factory=list)
