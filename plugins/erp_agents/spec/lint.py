@@ -64,6 +64,4 @@ def lint_paths(paths: list[Path]) -> list[SpecProblem]:
                     problems.extend(_semantic_problems(source, workflow, folder_specs.engine))
                 except SpecError as exc:
                     problems.extend(exc.problems)
-    if not paths:
-        return problems
     return sorted(set(problems), key=lambda p: (p.file, p.line, p.column, p.field))

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import json
+import textwrap
+
+from erp_agents.cli import main
+from tests.conftest import ROOT
+
+
+def test_lint_passes_on_the_examples(capsys):
+    assert main(["lint", str(ROOT / "dags/specs")]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_lint_reports_file_line_column_field(tmp_path, capsys):
+    spec = tmp_path / "wf.yaml"
+    spec.write_text(textwrap.dedent("""\
+        kind: Workflow
+        version: 1
+        name: wf
+        agents:
+          - name: a
+            llm_config: {model: gpt-4o-mini}
+            prompt_template: p
+            tools: [finance.no_such_tool]
+          - name: b
+            llm_config: {model: in-house-13b}
+            prompt_template: p
+        """))
+    assert main(["lint", str(spec)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"{spec}:8:5: agents[0].tools[0]: unknown tool 'finance.no_such_tool'; registered tools:")
+    assert out[1] == (f"{spec}:10:5: agents[1].llm_config.model: no price for model 'in-house-13b': "
+                      "add it to EngineConfig cost_config.model_costs")
+
+
+def test_lint_reports_parse_errors_with_exit_code_1(tmp_path, capsys):
+    (tmp_path / "bad.yaml").write_text("kind: Workflow\nversion: 3\nname: x\nagents: []\n")
+    assert main(["lint", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{tmp_path / 'bad.yaml'}:2:1: version: unknown spec version 3; supported versions: 1" in out
+
+
+def test_schema_is_the_models_json_schema(capsys):
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "Workflow"
+    assert schema["additionalProperties"] is False
+    assert {"name", "agents"} <= set(schema["required"])
+    assert "prompt_template" in schema["$defs"]["Agent"]["properties"]
