@@ -130,3 +130,23 @@ def test_unpriced_model_is_refused_before_any_call(sim):
     assert event.payload["retryable"] is False
     assert "no price for model 'house-model-7b'" in event.payload["message"]
     assert sim.requests() == []
+
+
+def test_api_key_never_reaches_logs_events_or_prompts(sim, caplog):
+    payload = _payload(prompt="Summarise {{ agents.loader.output }} {{ params }}")
+    with caplog.at_level("DEBUG"):
+        events = _events(AgentTrigger(payload=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"}))
+        sim.script(["401"])
+        events += _events(AgentTrigger(payload=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"}))
+    assert KEY not in caplog.text
+    for event in events:
+        assert KEY not in json.dumps(event.model_dump(), default=str)
+    assert all(KEY not in json.dumps(r) for r in sim.requests())
+    assert "HTTP 401" in events[1].payload["message"]
+
+
+def test_prompts_cannot_reach_connections_or_variables(sim):
+    payload = _payload(prompt="{{ conn.openai_default.password }}")
+    [event] = _events(AgentTrigger(payload=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["status"] == "error" and "'conn' is undefined" in event.payload["message"]
+    assert sim.requests() == []
