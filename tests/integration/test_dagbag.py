@@ -11,7 +11,8 @@ from airflow.dag_processing.dagbag import DagBag
 
 from tests.conftest import ROOT
 
-EXPECTED_DAGS = {"basic_workflow", "erp_nightly", "hr_leave_review", "inventory_replenishment", "compliance_weekly"}
+EXPECTED_DAGS = {"basic_workflow", "erp_nightly", "hr_leave_review", "inventory_replenishment", "compliance_weekly",
+                 "hr_payroll_run", "payroll_close"}
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +94,11 @@ def test_parsing_touches_no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {} and EXPECTED_DAGS <= set(bag.dag_ids)
+
+
+def test_cross_workflow_dependency_through_an_asset(dagbag):
+    uri = "erp-agents://workflows/hr_payroll_run"
+    assert [a.uri for a in dagbag.dags["hr_payroll_run"].get_task("workflow_summary").outlets] == [uri]
+    consumer = dagbag.dags["payroll_close"]
+    assert [a.uri for a in consumer.timetable.asset_condition.objects] == [uri]
+    assert "Runs after: `hr_payroll_run`" in consumer.doc_md

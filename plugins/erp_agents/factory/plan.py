@@ -16,6 +16,11 @@ from erp_agents.spec.models import Agent, EngineConfig, RetryPolicy, RetryStrate
 SUMMARY_TASK_ID = "workflow_summary"
 
 
+def workflow_asset_uri(name: str) -> str:
+    """The Asset a workflow publishes when a run completes (fully or partially)."""
+    return f"erp-agents://workflows/{name}"
+
+
 def group_id_for(module: str) -> str:
     return module.lower()
 
@@ -58,6 +63,8 @@ class DagPlan:
     tasks: tuple[AgentTaskPlan, ...]
     levels: tuple[tuple[str, ...], ...]
     summary_payload: dict[str, Any] = field(default_factory=dict)
+    publishes: str = ""
+    waits_for: tuple[str, ...] = ()
 
 
 def effective_retry_policy(agent: Agent, workflow: Workflow, engine: EngineConfig) -> RetryPolicy:
@@ -99,6 +106,8 @@ def _doc_md(workflow: Workflow, graph: AgentGraph, source: str | None) -> str:
     lines = [f"# {workflow.name}", "", workflow.description or "", ""]
     if source:
         lines += [f"Spec: `{source}`", ""]
+    if workflow.wait_for:
+        lines += ["Runs after: " + ", ".join(f"`{w}`" for w in workflow.wait_for), ""]
     budget = f"${workflow.cost_budget:.2f}" if workflow.cost_budget else "none"
     lines += [
         f"Agents: {len(workflow.agents)}; budget per run: {budget}; "
@@ -158,6 +167,8 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
         groups=groups,
         tasks=tuple(tasks),
         levels=graph.levels,
+        publishes=workflow_asset_uri(workflow.name),
+        waits_for=tuple(workflow_asset_uri(name) for name in workflow.wait_for),
         summary_payload={
             "workflow": workflow.name,
             "agents": {task_id_for(a): {"name": a.name, "critical": a.critical} for a in workflow.agents},

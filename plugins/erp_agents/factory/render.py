@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from airflow.sdk import DAG, TaskGroup
+from airflow.sdk import DAG, Asset, TaskGroup
 
 from erp_agents.exceptions import SpecError, SpecProblem
 from erp_agents.factory.plan import SUMMARY_TASK_ID, DagPlan, plan_workflow
@@ -22,12 +22,12 @@ def render_dag(plan: DagPlan) -> DAG:
     dag = DAG(
         dag_id=plan.dag_id,
         description=plan.description[:200],
-        schedule=plan.schedule,
+        schedule=[Asset(uri) for uri in plan.waits_for] if plan.waits_for else plan.schedule,
         start_date=START_DATE,
         catchup=False,
         tags=set(plan.tags),
         max_active_tasks=plan.max_active_tasks,
-        max_active_runs=1 if plan.schedule else 16,
+        max_active_runs=1 if plan.schedule or plan.waits_for else 16,
         dagrun_timeout=timedelta(seconds=plan.dagrun_timeout_s) if plan.dagrun_timeout_s else None,
         params=plan.params,
         doc_md=plan.doc_md,
@@ -52,7 +52,9 @@ def render_dag(plan: DagPlan) -> DAG:
         for task in plan.tasks:
             for upstream in task.upstream_task_ids:
                 operators[upstream] >> operators[task.task_id]
-        summary = WorkflowSummaryOperator(task_id=SUMMARY_TASK_ID, payload=plan.summary_payload)
+        summary = WorkflowSummaryOperator(
+            task_id=SUMMARY_TASK_ID, payload=plan.summary_payload, outlets=[Asset(plan.publishes)]
+        )
         list(operators.values()) >> summary
     return dag
 

@@ -44,6 +44,18 @@ def _semantic_problems(path: str, workflow: Workflow, engine: EngineConfig) -> l
     return problems
 
 
+def _cross_workflow_problems(path: str, workflow: Workflow, known: set[str]) -> list[SpecProblem]:
+    """``wait_for`` must name workflows of the same folder: an unknown one would never publish its Asset."""
+    problems = []
+    doc = parse_yaml(Path(path).read_text(encoding="utf-8"), path)
+    for i, name in enumerate(workflow.wait_for):
+        if name not in known:
+            line, col = doc.locate(("wait_for", i))
+            problems.append(SpecProblem(path, line, col, f"wait_for[{i}]",
+                                        f"unknown workflow {name!r}; known: {', '.join(sorted(known))}"))
+    return problems
+
+
 def lint_paths(paths: list[Path]) -> list[SpecProblem]:
     """Every problem in the given spec files or folders, sorted by file and line."""
     problems: list[SpecProblem] = []
@@ -60,6 +72,7 @@ def lint_paths(paths: list[Path]) -> list[SpecProblem]:
         for name, workflow in folder_specs.workflows.items():
             source = folder_specs.sources[name]
             if selected is None or source in selected:
+                problems.extend(_cross_workflow_problems(source, workflow, set(folder_specs.workflows)))
                 try:
                     problems.extend(_semantic_problems(source, workflow, folder_specs.engine))
                 except SpecError as exc:

@@ -136,6 +136,7 @@ class Workflow(_Spec):
     timeout: float | None = Field(3600.0, gt=0)
     allow_partial_completion: bool = False
     schedule: str | None = None
+    wait_for: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     params: dict[str, Any] = Field(default_factory=dict)
     retry_policy: RetryPolicy | None = None
@@ -144,6 +145,14 @@ class Workflow(_Spec):
     @classmethod
     def _version_known(cls, value: int) -> int:
         return _check_version(value)
+
+    @model_validator(mode="after")
+    def _schedule_or_wait_for(self) -> Workflow:
+        if self.schedule and self.wait_for:
+            raise ValueError("give schedule or wait_for, not both: wait_for schedules on the other workflows")
+        if self.name in self.wait_for:
+            raise ValueError(f"workflow {self.name!r} cannot wait for itself")
+        return self
 
     @field_validator("agents")
     @classmethod

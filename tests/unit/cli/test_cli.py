@@ -48,3 +48,16 @@ def test_schema_is_the_models_json_schema(capsys):
     assert schema["additionalProperties"] is False
     assert {"name", "agents"} <= set(schema["required"])
     assert "prompt_template" in schema["$defs"]["Agent"]["properties"]
+
+
+def test_lint_checks_cross_workflow_references(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text(textwrap.dedent("""\
+        kind: Workflow
+        version: 1
+        name: a
+        wait_for: [payroll_rn]
+        agents:
+          - {name: x, llm_config: {model: gpt-4o-mini}, prompt_template: p}
+        """))
+    assert main(["lint", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.strip() == f"{tmp_path / 'a.yaml'}:4:12: wait_for[0]: unknown workflow 'payroll_rn'; known: a"
