@@ -230,6 +230,10 @@ def _inline_prompt_files(doc: LocatedDocument) -> None:
         path = ("agents", i, "prompt_file")
         if "prompt_template" in agent:
             raise SpecError([doc.problem(path, "give prompt_template or prompt_file, not both")])
+        name = Path(agent["prompt_file"])
+        if name.is_absolute() or ".." in name.parts:
+            # A prompt is sent to the model: only files inside the prompt folders may become one.
+            raise SpecError([doc.problem(path, "prompt_file must be a relative path without '..'")])
         try:
             agent["prompt_template"] = _read_prompt(agent["prompt_file"], search)
         except (OSError, UnicodeDecodeError) as exc:

@@ -128,3 +128,15 @@ def test_folder_rejects_duplicate_workflow_names(tmp_path):
     specs = load_folder(tmp_path)
     assert list(specs.workflows) == ["wf"]
     assert "workflow name 'wf' is already used by another spec" in str(specs.errors[str(tmp_path / "b.yaml")])
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../../secrets.md"])
+def test_prompt_file_cannot_leave_the_prompt_folders(name):
+    text = VALID.replace("prompt_template: load", f"prompt_file: {name}")
+    assert _problems(text) == ["specs/x.yaml:8:5: agents[0].prompt_file: prompt_file must be a relative path without '..'"]
+
+
+def test_prompt_file_is_read_from_the_prompt_folders():
+    wf = load_spec_text(VALID.replace("prompt_template: load", "prompt_file: payroll_export.md"), "specs/x.yaml")
+    assert wf.agents[0].prompt_template.startswith("You are the payroll accountant")
+    assert wf.agents[0].prompt_file == "payroll_export.md"
