@@ -1,0 +1,35 @@
+"""The example custom provider (include/custom_providers: dry_run) through the real trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from erp_agents.factory.plan import plan_workflow
+from erp_agents.spec.models import Agent, CostConfig, EngineConfig, LLMConfig, ModelPrice, ProviderConfig, Workflow
+from erp_agents.triggers.agent import AgentTrigger
+
+
+def test_dry_run_provider_runs_tools_and_answers_offline(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_DRY_RUN_DEFAULT", json.dumps({"conn_type": "generic"}))
+    engine = EngineConfig(
+        providers={"openai": ProviderConfig(), "rehearsal": ProviderConfig(type="custom", factory="dry_run",
+                                                                           conn_id="dry_run_default")},
+        cost_config=CostConfig(model_costs={"dry-run": ModelPrice(input=0.0, output=0.0)}),
+    )
+    wf = Workflow(name="wf", agents=[Agent(name="a", module="HR", prompt_template="Headcount please",
+                                           llm_config=LLMConfig(model="dry-run", provider="rehearsal"),
+                                           tools=["hr.get_headcount"])])
+    payload = plan_workflow(wf, engine).tasks[0].trigger_payload
+
+    async def collect():
+        return [e async for e in AgentTrigger(payload=payload, end_in_triggerer=False,
+                                              run={"dag_id": "wf", "run_id": "r", "params": {}},
+                                              upstream_outputs={}).run()]
+
+    [event] = asyncio.run(collect())
+    assert event.payload["status"] == "success", event.payload
+    assert event.payload["result"]["output"].startswith("[dry-run] ")
+    record = event.payload["cost_record"]
+    assert (record["calls"], record["tool_calls"], record["cost_usd"]) == (2, 1, 0.0)
+    assert record["input_tokens"] > 0
