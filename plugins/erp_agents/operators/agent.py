@@ -16,7 +16,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.triggers.base import StartTriggerArgs
 
 from erp_agents.costs.record import COST_XCOM_KEY
-from erp_agents.triggers.agent import CLASSPATH, AgentTrigger, agent_output
+from erp_agents.triggers.agent import CLASSPATH, AgentTrigger, agent_output, run_context
 
 
 class AgentRetryableError(AirflowException):
@@ -55,17 +55,7 @@ class LLMAgentOperator(BaseOperator):
             name: agent_output(ti.xcom_pull(task_ids=task_id, key="return_value"))
             for name, task_id in self.payload["upstream"].items()
         }
-        logical_date = context.get("logical_date")
-        run = {
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-            "map_index": ti.map_index,
-            "try_number": ti.try_number,
-            "logical_date": logical_date.isoformat() if logical_date else None,
-            "ds": context.get("ds"),
-            "params": dict(context.get("params") or {}),
-        }
+        run = run_context(ti, context)
         self.defer(
             trigger=AgentTrigger(payload=self.payload, end_in_triggerer=False, run=run, upstream_outputs=upstream),
             method_name="execute_complete",

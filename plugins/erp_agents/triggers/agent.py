@@ -106,19 +106,7 @@ class AgentTrigger(BaseTrigger):
         ti = self.task_instance
         if ti is None:
             raise RuntimeError("AgentTrigger started without run context and without a task instance")
-        context = ti.get_template_context()
-        params = context.get("params") or {}
-        logical_date = context.get("logical_date")
-        return {
-            "dag_id": ti.dag_id,
-            "run_id": ti.run_id,
-            "task_id": ti.task_id,
-            "map_index": ti.map_index,
-            "try_number": ti.try_number,
-            "logical_date": logical_date.isoformat() if logical_date else None,
-            "ds": context.get("ds"),
-            "params": dict(params),
-        }
+        return run_context(ti, ti.get_template_context())
 
     async def _pull_upstream_outputs(self, run: dict[str, Any]) -> dict[str, Any]:
         """Upstream outputs through the triggerer's XCom access (its supervisor serves GetXCom)."""
@@ -131,6 +119,21 @@ class AgentTrigger(BaseTrigger):
             )
             outputs[name] = agent_output(value)
         return outputs
+
+
+def run_context(ti: Any, context: Any) -> dict[str, Any]:
+    """The run's identity and params, JSON-able: what a prompt may use; built the same on both paths."""
+    logical_date = context.get("logical_date")
+    return {
+        "dag_id": ti.dag_id,
+        "run_id": ti.run_id,
+        "task_id": ti.task_id,
+        "map_index": ti.map_index,
+        "try_number": ti.try_number,
+        "logical_date": logical_date.isoformat() if logical_date else None,
+        "ds": context.get("ds"),
+        "params": dict(context.get("params") or {}),
+    }
 
 
 def agent_output(xcom_value: Any) -> Any:
