@@ -7,14 +7,12 @@ An EngineConfig provider ``{type: custom, factory: <name>, conn_id: <conn>}`` se
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from importlib.metadata import entry_points
-from typing import Any
 
 from pydantic_ai.models import Model
 
+from erp_agents._registration import registered
 from erp_agents.exceptions import PermanentAgentError
 
 ENTRY_POINT_GROUP = "erp_agents.model_providers"
@@ -24,18 +22,7 @@ ModelFactory = Callable[..., Model]  # (model=str, connection=Connection, option
 
 @lru_cache(maxsize=1)
 def registered_providers() -> Mapping[str, ModelFactory]:
-    providers: dict[str, ModelFactory] = {}
-    for path in BUILTIN_PROVIDER_MODULES:
-        try:
-            module = importlib.import_module(path)
-        except ModuleNotFoundError as exc:
-            if exc.name and path.startswith(exc.name):
-                continue
-            raise
-        providers.update(getattr(module, "MODEL_PROVIDERS", {}))
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        providers[ep.name] = ep.load()
-    return providers
+    return registered(BUILTIN_PROVIDER_MODULES, "MODEL_PROVIDERS", ENTRY_POINT_GROUP)
 
 
 def model_provider(name: str) -> ModelFactory:

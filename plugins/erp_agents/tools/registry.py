@@ -9,15 +9,15 @@ arguments and tool errors go back to the model as a retry prompt, never executed
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic_ai import Tool
+
+from erp_agents._registration import registered
 
 ENTRY_POINT_GROUP = "erp_agents.tools"
 BUILTIN_TOOL_MODULES = ("include.erp.tools",)
@@ -83,23 +83,7 @@ class ToolRegistry:
         return built
 
 
-def _from_module(path: str) -> Mapping[str, Callable[..., Any]]:
-    try:
-        module = importlib.import_module(path)
-    except ModuleNotFoundError as exc:
-        if exc.name and path.startswith(exc.name):
-            return {}
-        raise
-    return dict(getattr(module, "ERP_TOOLS", {}))
-
-
 @lru_cache(maxsize=1)
 def default_registry() -> ToolRegistry:
     """The project's ERP tools plus every tool registered under the ``erp_agents.tools`` entry point."""
-    tools: dict[str, Callable[..., Any]] = {}
-    for path in BUILTIN_TOOL_MODULES:
-        tools.update(_from_module(path))
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        loaded = ep.load()
-        tools.update(loaded if isinstance(loaded, Mapping) else {ep.name: loaded})
-    return ToolRegistry(tools)
+    return ToolRegistry(registered(BUILTIN_TOOL_MODULES, "ERP_TOOLS", ENTRY_POINT_GROUP))
