@@ -53,7 +53,7 @@ def scripted(monkeypatch, tmp_path):
     """Install a scripted model; returns a function that runs the agent and gives back (event, messages)."""
     seen: list = []
 
-    def install(script: Callable[[list, AgentInfo], ModelResponse], tools=("hr.headcount",), tool_timeout=None):
+    def install(script: Callable[[list, AgentInfo], ModelResponse], tools=("hr.headcount",)):
         def factory(*, model, connection, options):
             def wrapped(messages, info):
                 seen.append(messages)
@@ -63,9 +63,6 @@ def scripted(monkeypatch, tmp_path):
         monkeypatch.setattr(providers, "registered_providers", lambda: {"scripted": factory})
         registry = ToolRegistry({"hr.headcount": headcount, "ops.slow_tool": slow_tool})
         monkeypatch.setattr(runner, "default_registry", lambda: registry)
-        if tool_timeout:
-            monkeypatch.setattr("erp_agents.tools.registry.DEFAULT_TOOL_TIMEOUT_S", tool_timeout)
-            monkeypatch.setattr(ToolRegistry.build, "__defaults__", None, raising=False)
         monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_DEFAULT", json.dumps({"conn_type": "generic"}))
         engine = EngineConfig(
             default_provider="scripted",
