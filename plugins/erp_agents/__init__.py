@@ -1,14 +1,19 @@
 """erp-agents: an Airflow 3 plugin and DAG factory that runs LLM agents across ERP modules.
 
-The spec models import nothing from Airflow; ``build_dag`` imports Airflow on first use, so
-``from erp_agents import Workflow`` stays cheap for the lint CLI and tests.
+The spec models, clients and engine facade import nothing from Airflow at import time;
+``build_dag`` and the engine's methods import it on first use, so ``from erp_agents import
+Workflow`` stays cheap for the lint CLI and tests. ``erp_agents.aio.OrchestrationEngine`` is the
+same engine with async methods.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from erp_agents.clients import AnthropicClient, LLMClient, OpenAIClient, OpenAICompatibleClient
+from erp_agents.engine import OrchestrationEngine
 from erp_agents.exceptions import SpecError, SpecProblem
+from erp_agents.results import AgentResult, WorkflowResult, WorkflowStatus
 from erp_agents.spec.models import (
     Agent,
     CostConfig,
@@ -27,6 +32,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Agent",
+    "AgentResult",
+    "AnthropicClient",
+    "LLMClient",
+    "OpenAIClient",
+    "OpenAICompatibleClient",
+    "OrchestrationEngine",
+    "WorkflowResult",
+    "WorkflowStatus",
     "CostConfig",
     "EngineConfig",
     "LLMConfig",

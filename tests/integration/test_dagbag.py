@@ -13,6 +13,7 @@ from tests.conftest import ROOT
 
 EXPECTED_DAGS = {"basic_workflow", "erp_nightly", "hr_leave_review", "inventory_replenishment", "compliance_weekly",
                  "hr_payroll_run", "payroll_close"}
+PYTHON_EXAMPLES = {"basic_workflow_py", "erp_multi_module_py", "hr_review_py", "inventory_review_py", "compliance_review_py"}
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,20 @@ def dagbag() -> DagBag:
 
 def test_every_example_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert EXPECTED_DAGS <= set(dagbag.dag_ids)
+    assert EXPECTED_DAGS | PYTHON_EXAMPLES == set(dagbag.dag_ids)
+
+
+def test_python_examples_match_their_yaml_twins(dagbag):
+    """The Python API builds the same kind of DAG as a spec: groups per module, edges, summary last."""
+    multi = dagbag.dags["erp_multi_module_py"]
+    assert {t.task_group.group_id for t in multi.tasks if t.task_id != "workflow_summary"} == {
+        "hr", "finance", "inventory", "compliance"}
+    assert multi.get_task("finance.ledger_reconciler").upstream_task_ids == {"finance.bank_loader", "hr.payroll_export"}
+    assert multi.get_task("workflow_summary").upstream_task_ids == {t.task_id for t in multi.tasks} - {"workflow_summary"}
+    basic = dagbag.dags["basic_workflow_py"]
+    assert basic.get_task("finance.report_generator").upstream_task_ids == {"finance.data_analyzer"}
+    assert basic.max_active_tasks == 3 and basic.dagrun_timeout == timedelta(seconds=1800)
+    assert basic.get_task("finance.data_processor").priority_weight == 8
 
 
 def test_erp_nightly_structure(dagbag):

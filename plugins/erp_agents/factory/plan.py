@@ -46,6 +46,7 @@ class AgentTaskPlan:
     execution_timeout_s: float
     retry_policy: RetryPolicy
     provider_name: str
+    pool: str | None
     trigger_payload: dict[str, Any]
 
 
@@ -134,7 +135,7 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
         agent = by_name[name]
         upstream = {dep: task_id_for(by_name[dep]) for dep in graph.upstream[name]}
         policy = effective_retry_policy(agent, workflow, engine)
-        provider_name, _ = engine.provider_for(agent.llm_config)
+        provider_name, provider = engine.provider_for(agent.llm_config)
         tasks.append(
             AgentTaskPlan(
                 task_id=task_id_for(agent),
@@ -150,6 +151,7 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
                 execution_timeout_s=agent.timeout,
                 retry_policy=policy,
                 provider_name=provider_name,
+                pool=agent.pool or provider.pool,
                 trigger_payload=_agent_payload(agent, workflow, engine, upstream),
             )
         )

@@ -18,10 +18,18 @@ def _agent_line(path: str, index: int, key: str) -> tuple[int, int]:
 
 
 def _semantic_problems(path: str, workflow: Workflow, engine: EngineConfig) -> list[SpecProblem]:
-    """Tools that are not registered and models without a price: valid YAML, but would fail at run time."""
+    """Unregistered tools, models without a price, pools the engine config does not declare:
+    valid YAML, but the run would fail or wait forever."""
     problems = []
     registry = default_registry()
+    pools = engine.pools()
     for i, agent in enumerate(workflow.agents):
+        if agent.pool and agent.pool not in pools:
+            line, col = _agent_line(path, i, "pool")
+            problems.append(SpecProblem(
+                path, line, col, f"agents[{i}].pool",
+                f"pool {agent.pool!r} is not in the engine config; known: {', '.join(sorted(pools))}",
+            ))
         for j, name in enumerate(agent.tool_names()):
             try:
                 registry.qualified_name(name)

@@ -107,6 +107,7 @@ class Agent(_Spec):
     critical: bool = True
     retry_policy: RetryPolicy | None = None
     output_schema: dict[str, Any] | None = None
+    pool: str | None = Field(None, min_length=1, max_length=256)
 
     @field_validator("dependencies")
     @classmethod
@@ -196,10 +197,13 @@ class MonitorConfig(_Spec):
     status_window_hours: int = Field(24, ge=1)
 
 
+ProviderType = Literal["openai", "anthropic", "openai_compatible", "pydanticai", "custom"]
+
+
 class ProviderConfig(_Spec):
     """One configured provider: its wire format, Airflow connection and limits."""
 
-    type: Literal["openai", "anthropic", "openai_compatible", "pydanticai", "custom"] = "openai"
+    type: ProviderType = "openai"
     conn_id: str = "openai_default"
     rate_limit_config: RateLimitConfig | None = None
     pool: str | None = None
@@ -250,6 +254,10 @@ class EngineConfig(_Spec):
             known = ", ".join(sorted(self.providers)) or "none"
             raise ValueError(f"default_provider {self.default_provider!r} is not among providers: {known}")
         return self
+
+    def pools(self) -> set[str]:
+        """The Airflow pools this config knows: each provider's pool and Airflow's default_pool."""
+        return {"default_pool", *(p.pool for p in self.providers.values() if p.pool)}
 
     def provider_for(self, llm: LLMConfig) -> tuple[str, ProviderConfig]:
         """The provider an agent's model runs on: explicit, by ``provider:model`` prefix, or the default."""

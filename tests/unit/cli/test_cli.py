@@ -61,3 +61,27 @@ def test_lint_checks_cross_workflow_references(tmp_path, capsys):
         """))
     assert main(["lint", str(tmp_path)]) == 1
     assert capsys.readouterr().out.strip() == f"{tmp_path / 'a.yaml'}:4:12: wait_for[0]: unknown workflow 'payroll_rn'; known: a"
+
+
+def test_lint_checks_pools_against_the_engine_config(tmp_path, capsys):
+    (tmp_path / "engine.yaml").write_text(textwrap.dedent("""\
+        kind: EngineConfig
+        version: 1
+        providers:
+          openai: {type: openai, conn_id: openai_default, pool: openai_pool}
+        """))
+    (tmp_path / "wf.yaml").write_text(textwrap.dedent("""\
+        kind: Workflow
+        version: 1
+        name: wf
+        agents:
+          - {name: a, llm_config: {model: gpt-4o-mini}, prompt_template: p, pool: openai_pool}
+          - name: b
+            llm_config: {model: gpt-4o-mini}
+            prompt_template: p
+            pool: opneai_pool
+        """))
+    assert main(["lint", str(tmp_path)]) == 1
+    assert capsys.readouterr().out.strip() == (
+        f"{tmp_path / 'wf.yaml'}:9:5: agents[1].pool: pool 'opneai_pool' is not in the engine config; "
+        "known: default_pool, openai_pool")

@@ -64,3 +64,16 @@ def test_summary_payload_lists_criticality():
         "custom.a": {"name": "a", "critical": True}, "custom.b": {"name": "b", "critical": False}
     }
     assert plan.summary_payload["allow_partial_completion"] is True
+
+
+def test_agent_pool_defaults_to_its_providers_pool():
+    from erp_agents.spec.models import Agent, EngineConfig, ProviderConfig, Workflow
+    from erp_agents.factory.plan import plan_workflow
+
+    engine = EngineConfig(providers={"openai": ProviderConfig(pool="openai_pool")})
+    workflow = Workflow(name="w", agents=[
+        Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_template="p"),
+        Agent(name="b", llm_config={"model": "gpt-4o-mini"}, prompt_template="p", pool="batch"),
+    ])
+    assert {t.agent.name: t.pool for t in plan_workflow(workflow, engine).tasks} == {"a": "openai_pool", "b": "batch"}
+    assert {t.pool for t in plan_workflow(workflow).tasks} == {None, "batch"}

@@ -1,0 +1,233 @@
+"""OrchestrationEngine: the original Python API as a thin facade over Airflow.
+
+``register_workflow`` builds the workflow's DAG and records it in Airflow's metadata DB as the
+dag-processor would (serialized DAG, version, code), so it shows in the UI and ``dag.test()`` can
+run it. ``execute_workflow`` runs it through ``dag.test()`` (Airflow's own task runner and
+in-process triggerer, the path of ``airflow dags test``) in a child process, see engine_run. The
+result is read back from the run's XComs. Nothing here schedules or retries by itself; Airflow does.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from erp_agents.clients import LLMClient
+from erp_agents.exceptions import ErpAgentsError
+from erp_agents.results import WorkflowResult
+from erp_agents.spec.models import EngineConfig, Workflow
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+LOG_TAIL_LINES = 20
+
+
+class OrchestrationEngine:
+    """Registers workflows as Airflow DAGs and runs them; results come from Airflow's records.
+
+    ``llm_client`` (optional) becomes the default provider, its key an environment connection of
+    this process only. Without it, agents use the providers and connections of ``config``.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        llm_client: LLMClient | None = None,
+        *,
+        initialize_db: bool = True,
+    ) -> None:
+        config = config or EngineConfig()
+        if llm_client is not None:
+            name = llm_client.provider_name
+            providers = {**config.providers, name: llm_client.provider_config()}
+            config = config.model_copy(update={"providers": providers, "default_provider": name})
+            llm_client.expose()
+        self.config = config
+        self.llm_client = llm_client
+        self._initialize_db = initialize_db
+        self._db_ready = False
+        self._dags: dict[str, DAG] = {}
+        self._workflows: dict[str, Workflow] = {}
+        self._sources: dict[str, str] = {}
+
+    @property
+    def workflows(self) -> dict[str, Workflow]:
+        return dict(self._workflows)
+
+    def register_workflow(self, workflow: Workflow, *, source: str | None = None) -> str:
+        """Validate and build the workflow's DAG, record it in Airflow; returns its id (the dag_id).
+
+        ``source`` is the file whose code the Airflow UI shows (default: the calling file).
+        Raises SpecError (agent and field named) on a dependency cycle or unknown dependency.
+        """
+        from erp_agents.factory.render import build_dag
+
+        source = source or caller_file()
+        dag = build_dag(workflow, self.config, source=source)
+        dag.fileloc = source
+        dag.relative_fileloc = Path(source).name
+        self._ensure_db()
+        _record_dag(dag)
+        self._dags[dag.dag_id] = dag
+        self._workflows[dag.dag_id] = workflow
+        self._sources[dag.dag_id] = source
+        return dag.dag_id
+
+    def execute_workflow(
+        self,
+        workflow_id: str,
+        *,
+        params: dict[str, Any] | None = None,
+        logical_date: datetime | None = None,
+    ) -> WorkflowResult:
+        """Run one DAG run through ``dag.test()`` and return its status, cost and agent results."""
+        run = self.prepare_run(workflow_id, params=params, logical_date=logical_date)
+        with run.log_file.open("wb") as log:
+            code = subprocess.run(run.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=run.env).returncode
+        return run.result(code)
+
+    def prepare_run(
+        self, workflow_id: str, *, params: dict[str, Any] | None = None, logical_date: datetime | None = None
+    ) -> RunProcess:
+        """The child process that runs one DAG run (see engine_run), and where its files go."""
+        self._dag(workflow_id)
+        folder = Path(tempfile.mkdtemp(prefix=f"{workflow_id}-", dir=_engine_log_folder()))
+        request = {
+            "workflow": self._workflows[workflow_id].model_dump(mode="json"),
+            "engine": self.config.model_dump(mode="json"),
+            "source": self._sources[workflow_id],
+            "params": params,
+            "logical_date": logical_date.isoformat() if logical_date else None,
+        }
+        (folder / "request.json").write_text(json.dumps(request))
+        return RunProcess(workflow_id, folder)
+
+    def get_workflow_status(self, workflow_id: str) -> dict[str, Any]:
+        """The latest run's summary (status, reason, per-agent cost), or ``registered`` before any run."""
+        from erp_agents.monitoring.report import load_summary
+
+        self._dag(workflow_id)
+        try:
+            return load_summary(workflow_id)
+        except LookupError as exc:
+            return {"workflow": workflow_id, "status": "registered", "reason": str(exc)}
+
+    def _dag(self, workflow_id: str) -> DAG:
+        try:
+            return self._dags[workflow_id]
+        except KeyError:
+            known = ", ".join(sorted(self._dags)) or "none"
+            raise KeyError(f"workflow {workflow_id!r} is not registered; registered: {known}") from None
+
+    def _ensure_db(self) -> None:
+        if self._db_ready:
+            return
+        if self._initialize_db:
+            _initialize_db_if_empty()
+        self._db_ready = True
+
+
+@dataclass(frozen=True)
+class RunProcess:
+    """One ``python -m erp_agents.engine_run`` child: its command, environment and files."""
+
+    workflow_id: str
+    folder: Path
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / "run.log"
+
+    @property
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "erp_agents.engine_run", str(self.folder / "request.json"), str(self.folder / "result.json")]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """This process's environment (connections included) with erp_agents importable."""
+        root = str(PACKAGE_DIR.parent)
+        path = os.environ.get("PYTHONPATH", "")
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, path]))}
+
+    def result(self, returncode: int) -> WorkflowResult:
+        result_file = self.folder / "result.json"
+        if returncode != 0 or not result_file.exists():
+            lines = self.log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            raise ErpAgentsError(
+                f"the run of {self.workflow_id!r} ended with exit code {returncode}; log: {self.log_file}\n"
+                + "\n".join(lines)
+            )
+        return read_result(self.workflow_id, json.loads(result_file.read_text())["run_id"])
+
+
+def read_result(dag_id: str, run_id: str) -> WorkflowResult:
+    """The run's WorkflowResult from its workflow_summary XCom and its agents' outputs."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from erp_agents.monitoring.report import load_summary
+    from erp_agents.triggers.agent import agent_output
+
+    summary = load_summary(dag_id, run_id)
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.task_id, XComModel.value).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
+            )
+        ).all()
+    outputs = {task_id: {"output": agent_output(value)} for task_id, value in rows if task_id in summary["per_agent"]}
+    return WorkflowResult.from_summary(summary, outputs)
+
+
+def _record_dag(dag: DAG) -> None:
+    """Write the DAG to the metadata DB the way the dag-processor does after parsing a file."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.serialization.serialized_objects import LazyDeserializedDAG
+    from airflow.utils.session import create_session
+
+    manager = DagBundlesManager()
+    manager.sync_bundles_to_db()
+    bundle = next(iter(manager.get_all_dag_bundles()))
+    with create_session() as session:
+        update_dag_parsing_results_in_db(
+            bundle.name, None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session, files_parsed=set()
+        )
+
+
+def _engine_log_folder() -> Path:
+    from airflow.configuration import conf
+
+    folder = Path(conf.get("logging", "base_log_folder")) / "erp_agents_engine"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _initialize_db_if_empty() -> None:
+    """The embedded default: a fresh AIRFLOW_HOME gets its SQLite schema, as `airflow db migrate`."""
+    from airflow import settings
+    from airflow.utils.db import initdb
+    from sqlalchemy import inspect as sa_inspect
+
+    if not sa_inspect(settings.engine).has_table("dag_version"):
+        initdb()
+
+
+def caller_file() -> str:
+    """The user's file that registered the workflow: its code is what the Airflow UI shows."""
+    for frame in inspect.stack()[1:]:
+        path = Path(frame.filename)
+        if path.is_file() and PACKAGE_DIR not in path.resolve().parents:
+            return str(path.resolve())
+    return str(PACKAGE_DIR / "engine.py")

@@ -1,0 +1,153 @@
+"""OrchestrationEngine: the original Python API on Airflow, against the simulator over real HTTP.
+
+The README's quick-start (the original one with only its imports changed) and the Python example
+DAG files run as scripts; the engine's results are checked against the simulator's own log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from erp_agents import Agent, EngineConfig, OpenAIClient, RetryPolicy, SpecError, Workflow, WorkflowStatus
+from erp_agents.engine import OrchestrationEngine
+from include.llm_simulator.testing import running_simulator
+from tests.conftest import ROOT
+from tests.e2e.conftest import SIM_KEY
+from tests.e2e.helpers import expected_cost
+
+QUICKSTART_KEY = "your-api-key"
+
+
+def readme_quickstart() -> str:
+    block = re.search(r"```python\n# quickstart\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert block, "README.md lost its quick-start block"
+    return block.group(1)
+
+
+def run_script(path: Path, base_url: str, key: str | None = None, timeout: float = 600) -> str:
+    env = {**os.environ, "OPENAI_BASE_URL": base_url}
+    if key:
+        env["OPENAI_API_KEY"] = key
+    done = subprocess.run([sys.executable, str(path)], env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def printed_cost(stdout: str, label: str = "Cost") -> Decimal:
+    return Decimal(re.search(rf"^{label}: \$([0-9.]+)", stdout, re.M).group(1))
+
+
+def test_seed_quickstart_runs_with_only_its_imports_changed(airflow_db, tmp_path):
+    script = tmp_path / "quickstart.py"
+    script.write_text(readme_quickstart())
+    with running_simulator(api_key=QUICKSTART_KEY) as sim:
+        stdout = run_script(script, sim.openai_base_url)
+        requests = sim.requests()
+    assert "Status: completed" in stdout
+    # Two agents, one call each, in dependency order, with the quick-start's model and temperatures.
+    assert [r["request"]["temperature"] for r in requests] == [0.3, 0.5]
+    assert {r["model"] for r in requests} == {"gpt-4"}
+    assert printed_cost(stdout) == round(expected_cost(requests), 4) > 0
+
+
+def test_python_examples_run_as_scripts(airflow_db, simulator):
+    simulator.reset()
+    stdout = run_script(ROOT / "dags/examples/parallel_workflows.py", simulator.openai_base_url, SIM_KEY)
+    requests = simulator.requests()
+    for name in ("hr_review_py", "inventory_review_py", "compliance_review_py"):
+        assert re.search(rf"^{name}\s+completed\s+\$", stdout, re.M), stdout
+    # Two checks with a tool round each and one memo per workflow: 5 calls x 3 workflows.
+    assert len(requests) == 15 and {r["status"] for r in requests} == {200}
+    assert printed_cost(stdout, "Total cost") == round(expected_cost(requests), 4)
+    # The three runs overlapped in time: each is its own process.
+    spans = sorted((min(r["ts_start"] for r in rs), max(r["ts_end"] for r in rs)) for rs in _by_workflow(requests).values())
+    assert spans[1][0] < spans[0][1] or spans[2][0] < spans[1][1]
+
+
+def _by_workflow(requests: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for request in requests:
+        text_ = str(request["request"]["messages"])
+        key = next(k for k in ("headcount", "leave", "stock", "reorder", "findings", "reviews", "department heads", "purchasing", "audit committee") if k in text_)
+        module = {"headcount": "hr", "leave": "hr", "department heads": "hr", "stock": "inv", "reorder": "inv", "purchasing": "inv"}.get(key, "comp")
+        groups.setdefault(module, []).append(request)
+    return groups
+
+
+@pytest.fixture
+def engine(airflow_db, simulator) -> OrchestrationEngine:
+    simulator.reset()
+    client = OpenAIClient(api_key=SIM_KEY, base_url=simulator.openai_base_url, conn_id="engine_test_openai")
+    return OrchestrationEngine(EngineConfig(), llm_client=client)
+
+
+def _workflow(name: str, **fields) -> Workflow:
+    agents = [
+        Agent(name="collect", module="Finance", llm_config={"model": "gpt-4o-mini"}, prompt_template="Collect the ledger."),
+        Agent(
+            name="commentary", module="Finance", llm_config={"model": "gpt-4o"}, critical=False,
+            retry_policy=RetryPolicy(max_retries=0), prompt_template="Comment on {{ agents.collect.output }}",
+            dependencies=["collect"],
+        ),
+        Agent(name="close", module="Finance", llm_config={"model": "gpt-4o-mini"}, prompt_template="Close the period.",
+              dependencies=["collect"]),
+    ]
+    return Workflow(name=name, agents=agents, **fields)
+
+
+def test_engine_reports_partial_completion_per_agent(engine, simulator):
+    workflow_id = engine.register_workflow(_workflow("engine_partial", allow_partial_completion=True))
+    assert workflow_id == "engine_partial"
+    assert engine.get_workflow_status(workflow_id)["status"] == "registered"
+    simulator.script(["400"], model="gpt-4o")  # the non-critical agent's only call is refused
+
+    result = engine.execute_workflow(workflow_id)
+
+    assert result.status is WorkflowStatus.PARTIAL
+    assert "finance.commentary" in result.reason
+    agents = result.agent_results
+    assert {n: a.state for n, a in agents.items()} == {"collect": "success", "commentary": "failed", "close": "success"}
+    ok = [r for r in simulator.requests() if r["status"] == 200]
+    assert agents["collect"].output == ok[0]["response"]["choices"][0]["message"]["content"]
+    assert agents["commentary"].output is None and agents["commentary"].cost == 0
+    assert Decimal(str(result.total_cost)) == pytest.approx(expected_cost(ok), abs=Decimal("1e-9"))
+    assert result.total_tokens == sum(r["usage"]["input_tokens"] + r["usage"]["output_tokens"] for r in ok)
+    assert engine.get_workflow_status(workflow_id)["status"] == "partial"
+
+
+def test_engine_run_fails_without_partial_completion_and_keeps_the_key_out(engine, simulator):
+    workflow_id = engine.register_workflow(_workflow("engine_strict"))
+    simulator.script(["400"], model="gpt-4o")
+    result = engine.execute_workflow(workflow_id)
+    assert result.status is WorkflowStatus.FAILED
+
+    from airflow.settings import engine as db
+
+    with db.connect() as conn:
+        for table in ("serialized_dag", "xcom", "dag_code", "connection", "rendered_task_instance_fields"):
+            rows = conn.execute(text(f"SELECT * FROM {table}")).fetchall()
+            assert SIM_KEY not in str(rows), table
+    logs = Path(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]) / "erp_agents_engine"
+    assert all(SIM_KEY not in p.read_text(errors="replace") for p in logs.rglob("*.log"))
+
+
+def test_engine_refuses_bad_workflows_and_unknown_ids(engine):
+    cyclic = Workflow(
+        name="engine_cycle",
+        agents=[
+            Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_template="x", dependencies=["b"]),
+            Agent(name="b", llm_config={"model": "gpt-4o-mini"}, prompt_template="x", dependencies=["a"]),
+        ],
+    )
+    with pytest.raises(SpecError, match="cycle"):
+        engine.register_workflow(cyclic)
+    with pytest.raises(KeyError, match="'nope' is not registered"):
+        engine.execute_workflow("nope")
