@@ -1,0 +1,58 @@
+"""LLM clients as Airflow connections, and the result objects built from a run's summary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import SecretStr
+
+from erp_agents import AnthropicClient, EngineConfig, OpenAIClient, OpenAICompatibleClient, WorkflowStatus
+from erp_agents.engine import OrchestrationEngine
+from erp_agents.results import WorkflowResult
+
+KEY = "sk-live-0123456789abcdef"
+
+
+def test_client_key_stays_out_of_repr_and_becomes_an_environment_connection(monkeypatch):
+    client = OpenAIClient(api_key=SecretStr(KEY), base_url="http://gateway:8000/v1")
+    assert KEY not in repr(client) and KEY not in str(client)
+    monkeypatch.setenv("AIRFLOW_CONN_ERP_AGENTS_OPENAI", "{}")  # restored after the test
+    name = client.expose()
+    assert name == "AIRFLOW_CONN_ERP_AGENTS_OPENAI"
+    import os
+
+    assert json.loads(os.environ[name]) == {"conn_type": "openai", "password": KEY, "host": "http://gateway:8000/v1"}
+
+
+def test_engine_makes_the_client_its_default_provider(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_CLAUDE", "{}")
+    engine = OrchestrationEngine(EngineConfig(), llm_client=AnthropicClient(api_key=KEY, conn_id="claude"),
+                                 initialize_db=False)
+    assert engine.config.default_provider == "anthropic"
+    assert engine.config.providers["anthropic"].conn_id == "claude"
+    assert engine.config.providers["openai"].conn_id == "openai_default"  # the others are kept
+    assert KEY not in engine.config.model_dump_json()
+
+
+def test_openai_compatible_client_needs_an_endpoint():
+    with pytest.raises(ValueError, match="base_url"):
+        OpenAICompatibleClient(api_key=KEY)
+    assert OpenAICompatibleClient(base_url="http://vllm:8000/v1").provider_config().type == "openai_compatible"
+
+
+def test_result_from_summary_keys_agents_by_name():
+    summary = {
+        "workflow": "wf", "run_id": "r1", "status": "partial", "reason": "non-critical agents did not succeed",
+        "total_cost": 0.5, "total_tokens": 30,
+        "per_agent": {
+            "finance.a": {"state": "success", "critical": True, "cost_usd": 0.5, "input_tokens": 20,
+                          "output_tokens": 10, "calls": 2, "latency_s": 1.0},
+            "hr.b": {"state": "failed", "critical": False, "cost_usd": 0.0, "input_tokens": 0,
+                     "output_tokens": 0, "calls": 0, "latency_s": 0.0},
+        },
+    }
+    result = WorkflowResult.from_summary(summary, {"finance.a": {"output": {"total": 3}}})
+    assert result.status is WorkflowStatus.PARTIAL and result.status.value == "partial"
+    assert result.agent_results["a"].output == {"total": 3} and result.agent_results["a"].succeeded
+    assert result.agent_results["b"].output is None and not result.agent_results["b"].succeeded
