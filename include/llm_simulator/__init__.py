@@ -19,8 +19,9 @@ the log in memory only. In tests use ``testing.running_simulator``.
 
 Endpoints
 ---------
-* ``POST /v1/chat/completions`` (OpenAI), ``POST /v1/messages`` (Anthropic),
-  ``GET /v1/models``: non-streaming only; ``stream: true`` gives a 400.
+* ``POST /v1/chat/completions`` (OpenAI Chat Completions), ``POST /v1/responses``
+  (OpenAI Responses, stateless: see ``responses_api``), ``POST /v1/messages``
+  (Anthropic), ``GET /v1/models``: non-streaming only; ``stream: true`` gives a 400.
   pydantic-ai's ``AnthropicModel`` switches to streaming when its default
   ``max_tokens`` for a known Claude model is above the SDK's non-streaming
   limit; pass ``settings={"max_tokens": 1024}`` (or use a model name it does

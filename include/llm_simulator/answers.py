@@ -1,6 +1,6 @@
 """Deterministic answers: pure functions from a conversation to a reply.
 
-Rules (the same for both API dialects):
+Rules (the same for every API dialect):
 
 1. ``digest`` = first 12 hex characters of the SHA-256 of the canonical JSON of
    the system prompt and the normalised messages (see ``conversation_digest``).

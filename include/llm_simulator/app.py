@@ -7,7 +7,7 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 
-from include.llm_simulator import anthropic_api, control, models_api, openai_api
+from include.llm_simulator import anthropic_api, control, models_api, openai_api, responses_api
 from include.llm_simulator.drop import SimulatorApp
 from include.llm_simulator.settings import SimulatorSettings
 from include.llm_simulator.state import SimulatorState
@@ -35,6 +35,7 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.include_router(openai_api.router)
+    app.include_router(responses_api.router)
     app.include_router(anthropic_api.router)
     app.include_router(models_api.router)
     app.include_router(control.router)

@@ -1,6 +1,6 @@
 """Provider-neutral view of a chat request.
 
-Both API dialects (OpenAI chat completions and Anthropic messages) are parsed
+All API dialects (OpenAI chat completions and responses, Anthropic messages) are parsed
 into these frozen types so that token counting and answer generation are
 written once and behave identically for both.
 """

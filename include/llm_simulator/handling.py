@@ -1,4 +1,4 @@
-"""The request flow shared by both API dialects.
+"""The request flow shared by all API dialects.
 
 Order: read body -> authenticate -> validate -> rate limit -> pick fault ->
 latency -> fault or answer. Every step's outcome is logged exactly once.

@@ -4,7 +4,9 @@ One entry per model request, appended and flushed as soon as the request
 finishes, so a crashed test run still leaves a complete trail. Headers are
 never logged because they carry API keys.
 
-Entry fields: ``id``, ``api`` (``openai``/``anthropic``), ``path``, ``model``,
+Entry fields: ``id``, ``api`` (``openai``/``anthropic``: the error format; both
+OpenAI dialects log ``openai``), ``path`` (``/v1/chat/completions``,
+``/v1/responses`` or ``/v1/messages``), ``model``,
 ``ts_start``, ``ts_end`` (unix seconds), ``status`` (HTTP status, or null when
 no response was sent: ``drop``/``timeout``), ``request`` (body), ``response``
 (body or null), ``usage`` (``input_tokens``/``output_tokens``, zero for

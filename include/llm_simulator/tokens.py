@@ -8,8 +8,11 @@ word characters or any single non-space punctuation character::
 Prompt tokens (``prompt_tokens`` / ``input_tokens`` in responses) are:
 
 * 3 per message (``MESSAGE_OVERHEAD``), where every non-system message counts,
-  every OpenAI ``system``/``developer`` message counts, and the Anthropic
-  ``system`` prompt counts once when non-empty;
+  every OpenAI ``system``/``developer`` message counts, the Anthropic
+  ``system`` prompt and the Responses ``instructions`` count once each when
+  non-empty, and in the Responses API an assistant message together with the
+  ``function_call`` items right after it is one message (each
+  ``function_call_output`` is one, like a Chat Completions ``tool`` message);
 * plus ``count_tokens`` of all message text: system text, user and assistant
   text, tool result content and tool call arguments (the JSON text as sent;
   for Anthropic ``tool_use.input`` it is ``json.dumps(input, ensure_ascii=False)``);
