@@ -1,8 +1,10 @@
 """Airflow connection -> pydantic-ai model. Nothing else: no calls, no retries, no policy.
 
 Connections are the ones Airflow users already have: ``openai`` (apache-airflow-providers-openai:
-password = API key, host = base_url, so any OpenAI-compatible endpoint works) and ``anthropic``
-(apache-airflow-providers-anthropic). SDK-internal retries are off: our retry policy owns retries.
+password = API key, host = base_url, so any OpenAI-compatible endpoint works; Chat Completions, or the
+Responses API with ``openai_api: responses``), ``anthropic`` (apache-airflow-providers-anthropic) and
+``pydanticai`` (apache-airflow-providers-common-ai: the model string, e.g. ``openai:gpt-4o-mini``, picks
+pydantic-ai's model class). SDK-internal retries are off: our retry policy owns retries.
 """
 
 from __future__ import annotations
@@ -84,10 +86,12 @@ class AgentModelHook(BaseHook):
         hook = PydanticAIHook(llm_conn_id=self.conn_id, model_id=model)
         hook._seed_connection(await self.aget_connection(self.conn_id))
         built = hook.get_conn()
-        client = getattr(built, "client", None)
+        # Retries belong to the workflow's retry policy, not the SDK. pydantic-ai models expose their
+        # provider's client read-only, so the provider's client is the one swapped.
+        provider = getattr(built, "_provider", None)
+        client = getattr(provider, "_client", None)
         if client is not None and hasattr(client, "with_options"):
-            # Retries belong to the workflow's retry policy, not the SDK.
-            built.client = client.with_options(**self._client_options())  # type: ignore[attr-defined]
+            provider._client = client.with_options(**self._client_options())  # type: ignore[union-attr]
         return built
 
     async def _custom_model(self, model: str) -> Model:
