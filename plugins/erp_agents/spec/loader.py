@@ -1,37 +1,74 @@
 """YAML spec loading with line numbers: text -> validated Workflow or EngineConfig, or one SpecError.
 
-Only PyYAML's safe loader is used, with limits on size, nesting and node count. The node tree is
-composed once, indexed by spec path so every pydantic or graph problem points at its YAML line,
-then constructed into plain Python data.
+Only safe-load features are used, with limits on size, nesting and node count. The events come from
+libyaml (PyYAML's C parser) when PyYAML was built with it, else from PyYAML's pure-Python parser;
+either way one small composer below builds the node tree and enforces every limit as it goes. The
+tree is indexed by spec path so every pydantic or graph problem points at its YAML line, then
+constructed into plain Python data by PyYAML's safe constructor.
 """
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from yaml.composer import ComposerError
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from erp_agents.exceptions import SpecError, SpecProblem
 from erp_agents.spec.graph import GraphError, build_graph
 from erp_agents.spec.models import EngineConfig, Workflow
 
+try:
+    from yaml.cyaml import CParser as _CParser  # libyaml; absent when PyYAML was built without it
+except ImportError:  # pragma: no cover - depends on how PyYAML was installed
+    _CParser = None
+
 PROMPT_PATH_ENV = "ERP_AGENTS_PROMPT_PATH"
 PROJECT_PROMPTS = Path(__file__).resolve().parents[3] / "include" / "erp" / "prompts"
-# Pure-Python PyYAML reads about a megabyte or ten thousand nodes a second; these bound any spec.
+# The limits bound the time any text can take before it is refused. Measured costs: libyaml parses
+# about 1 microsecond an event and the composer below adds about 1.5 a node; PyYAML's pure-Python
+# parser, the fallback, takes 20 to 30 microseconds a node (flow lists being the slowest). A 500-agent
+# spec of the parse benchmark (bench/parse.py) loads in 0.06 s with libyaml and 0.5 s without. Its
+# agents take about 735 bytes, 26 lines and 31 nodes each, so the byte limit, the binding one,
+# admits about 1,350 of them.
 MAX_SPEC_BYTES = 1_000_000
-MAX_LINES = 20_000  # every line break costs microseconds, even on blank lines
-MAX_YAML_NODES = 5_000  # nodes written in the text; the largest example spec has 417
-MAX_NODES = 200_000  # nodes once aliases are expanded
-MAX_DEPTH = 50  # PyYAML composes recursively: deeper nesting would end in RecursionError
+MAX_LINES = 40_000  # 1,350 benchmark agents need 35,000; a line break costs microseconds, even on blank lines
+# Nodes and aliases written in the text: 1,000 benchmark agents have 31,300 (the largest example
+# spec has 417). The composer refuses the next one at once, so this caps the parse of any text:
+# with libyaml 50,000 nodes are read and refused in about 0.1 s, with the pure-Python parser in
+# about 1.2 s, as long as that parser takes to load a 1,000-agent spec.
+MAX_YAML_NODES = 50_000
+# Nodes once aliases are expanded. Expansion is what explodes in an alias bomb (aliases share
+# nodes, so composing one is cheap): the composer sums each node's expanded size from its
+# children's, memoized per anchored node, and refuses as soon as a collection exceeds this. The
+# index walk, the constructor and pydantic then see at most this many.
+MAX_NODES = 200_000
+MAX_DEPTH = 50  # the index walk below recurses once per level; real specs nest fewer than 10 levels
 MAX_INT_CHARS = 100  # int() is quadratic on sexagesimal literals and refuses more than 4300 digits
 INT_TAG = "tag:yaml.org,2002:int"
 KEY_TAGS = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:merge", "tag:yaml.org,2002:value")
 KINDS: dict[str, type[BaseModel]] = {"Workflow": Workflow, "EngineConfig": EngineConfig}
 SpecPath = tuple[str | int, ...]
+# Parse with libyaml when it is there; tests switch this off to run the pure-Python fallback.
+USE_LIBYAML = _CParser is not None
+_LIBYAML_DEPTH_PROBLEM = "exceeded maximum nesting depth"  # libyaml's own limit, 1000 levels
 
 
 @dataclass(frozen=True)
@@ -72,39 +109,126 @@ class _BadScalar(Exception):
         self.node = node
 
 
-class _SpecLoader(yaml.SafeLoader):
-    """The safe loader plus the limits PyYAML lacks. Sizes are counted while composing, so an alias
-    bomb is refused after reading its few lines instead of after walking 200000 nodes."""
+class _PyParser(yaml.reader.Reader, yaml.scanner.Scanner, yaml.parser.Parser):
+    """PyYAML's pure-Python event parser, for when libyaml is missing."""
 
     def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.depth = 0
-        self.sizes: dict[int, int] = {}  # node id -> node count with aliases expanded
-
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if self.depth >= MAX_DEPTH or len(self.sizes) >= MAX_YAML_NODES:
-            problem = (f"nesting deeper than {MAX_DEPTH} levels" if self.depth >= MAX_DEPTH
-                       else f"document has more than {MAX_YAML_NODES} nodes")
-            raise yaml.composer.ComposerError(None, None, problem, self.peek_event().start_mark)
-        self.depth += 1
-        try:
-            node = super().compose_node(parent, index)
-        finally:
-            self.depth -= 1
-        if id(node) not in self.sizes:  # an alias repeats a counted node; a recursive one counts 0
-            kids = (node.value if isinstance(node, yaml.SequenceNode)
-                    else [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) else [])
-            size = self.sizes[id(node)] = 1 + sum(self.sizes.get(id(c), 0) for c in kids)
-            if size > MAX_NODES:
-                problem = f"document expands to more than {MAX_NODES} nodes (alias bomb?)"
-                raise yaml.composer.ComposerError(None, None, problem, node.start_mark)
-        return node
+        yaml.reader.Reader.__init__(self, text)  # refuses unprintable characters right here
+        yaml.scanner.Scanner.__init__(self)
+        yaml.parser.Parser.__init__(self)
 
     def fetch_flow_collection_start(self, token_class: type) -> None:
-        """Also checked while scanning: each '[' or '{' still open on a line slows every later token."""
+        """The Python scanner runs ahead of the composer, and each '[' or '{' still open on a line
+        slows every later token: refuse deep flow nesting while scanning."""
         if self.flow_level >= MAX_DEPTH:
-            raise yaml.scanner.ScannerError(None, None, f"nesting deeper than {MAX_DEPTH} levels", self.get_mark())
+            problem = f"nesting deeper than {MAX_DEPTH} levels"
+            raise yaml.scanner.ScannerError(None, None, problem, self.get_mark())
         super().fetch_flow_collection_start(token_class)
+
+
+_RESOLVER = yaml.resolver.Resolver()
+_STR_TAG = _RESOLVER.DEFAULT_SCALAR_TAG
+_SEQ_TAG = _RESOLVER.DEFAULT_SEQUENCE_TAG
+_MAP_TAG = _RESOLVER.DEFAULT_MAPPING_TAG
+
+
+def _refuse(problem: str, mark: Any) -> NoReturn:
+    raise ComposerError(None, None, problem, mark)
+
+
+def _compose(parser: Any) -> tuple[yaml.Node | None, bool]:
+    """Events -> the single document's node tree, as PyYAML's composer builds it, and whether it
+    uses aliases. Iterative, and refusing as it goes: nesting deeper than MAX_DEPTH, more than
+    MAX_YAML_NODES nodes, and any collection whose size with aliases expanded exceeds MAX_NODES
+    (alias bombs), each after reading no more of the text than it takes to see the problem."""
+    get = parser.get_event
+    get()  # stream start
+    if isinstance(event := get(), StreamEndEvent):
+        return None, False
+    resolve = _RESOLVER.resolve
+    max_depth, max_nodes, max_expanded = MAX_DEPTH, MAX_YAML_NODES, MAX_NODES
+    plain_tags: dict[str, str] = {}  # plain scalar -> its resolved tag; keys and values repeat a lot
+    anchors: dict[str, yaml.Node] = {}
+    anchored_sizes: dict[int, int] = {}  # id of an anchored node -> expanded size, once closed
+    # Open collections: [node, expanded size so far, pending mapping key or None, is a mapping, anchor].
+    stack: list[list[Any]] = []
+    nodes = 0
+    aliases = False
+    while True:
+        event = get()
+        kind = type(event)
+        if kind is SequenceEndEvent or kind is MappingEndEvent:
+            node, size, _, _, anchor = stack.pop()
+            node.end_mark = event.end_mark
+            if anchor is not None:
+                anchored_sizes[id(node)] = size
+        else:
+            # an alias counts as a node too: a text of aliases costs as much to parse
+            if len(stack) >= max_depth or nodes >= max_nodes:
+                _refuse(f"nesting deeper than {MAX_DEPTH} levels" if len(stack) >= max_depth
+                        else f"document has more than {MAX_YAML_NODES} nodes", event.start_mark)
+            nodes += 1
+            if kind is ScalarEvent:
+                tag, value = event.tag, event.value
+                if tag is None or tag == "!":
+                    if not event.implicit[0]:
+                        tag = _STR_TAG
+                    elif (tag := plain_tags.get(value)) is None:
+                        tag = plain_tags[value] = resolve(ScalarNode, value, (True, False))
+                node = ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
+                size = 1
+                if (anchor := event.anchor) is not None:
+                    _anchor(anchors, anchor, node, event)
+                    anchored_sizes[id(node)] = 1
+            elif kind is AliasEvent:
+                if (node := anchors.get(event.anchor)) is None:
+                    _refuse(f"found undefined alias {event.anchor!r}", event.start_mark)
+                # 0 while the node is still open: a recursive alias, which _index refuses
+                size = anchored_sizes.get(id(node), 0)
+                aliases = True
+            else:
+                tag, is_map = event.tag, kind is MappingStartEvent
+                if is_map:
+                    node = MappingNode(_MAP_TAG if tag is None or tag == "!" else tag, [],
+                                       event.start_mark, None, event.flow_style)
+                elif kind is SequenceStartEvent:
+                    node = SequenceNode(_SEQ_TAG if tag is None or tag == "!" else tag, [],
+                                        event.start_mark, None, event.flow_style)
+                else:  # pragma: no cover - the parsers emit nothing else inside a document
+                    _refuse(f"unexpected {kind.__name__}", event.start_mark)
+                if (anchor := event.anchor) is not None:
+                    _anchor(anchors, anchor, node, event)
+                stack.append([node, 1, None, is_map, anchor])
+                continue
+        if not stack:
+            break
+        parent = stack[-1]
+        if not parent[3]:
+            parent[0].value.append(node)
+        elif parent[2] is None:
+            parent[2] = node
+        else:
+            parent[0].value.append((parent[2], node))
+            parent[2] = None
+        parent[1] += size
+        if parent[1] > max_expanded:
+            _refuse(f"document expands to more than {MAX_NODES} nodes (alias bomb?)", parent[0].start_mark)
+    get()  # document end
+    if not isinstance(event := get(), StreamEndEvent):
+        raise ComposerError("expected a single document in the stream", node.start_mark,
+                            "but found another document", event.start_mark)
+    return node, aliases
+
+
+def _anchor(anchors: dict[str, yaml.Node], anchor: str, node: yaml.Node, event: Any) -> None:
+    if anchor in anchors:
+        raise ComposerError(f"found duplicate anchor {anchor!r}; first occurrence",
+                            anchors[anchor].start_mark, "second occurrence", event.start_mark)
+    anchors[anchor] = node
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    """PyYAML's safe constructor, refusing scalars that would be slow or that it cannot handle."""
 
     def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         if not isinstance(node, yaml.ScalarNode):
@@ -118,6 +242,77 @@ class _SpecLoader(yaml.SafeLoader):
             # (2026-02-30) and explicit tags on other text (!!int '', !!bool abc) raise these.
             tag = node.tag.rsplit(":", 1)[-1]
             raise _BadScalar(node, f"{node.value[:50]!r} is not a valid {tag}: {exc}") from None
+
+
+class _NotPlain(Exception):
+    """The document has merge keys, or set, omap, pairs or other collection tags: the long way, then."""
+
+
+_IMMUTABLE_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "timestamp"))
+Marks = dict[SpecPath, tuple[int, int]]
+
+
+def _build_plain(file: str, root: yaml.Node, constructor: _Constructor) -> tuple[Any, Marks]:
+    """Index and construct in one walk a document without aliases whose mappings and sequences are
+    plain: the same marks, data and errors as _index followed by the safe constructor, in half the
+    time. Structural problems come first, as there; then the first bad scalar in document order."""
+    marks: dict[SpecPath, tuple[int, int]] = {(): _mark(root)}
+    bad: list[tuple[_BadScalar, SpecPath]] = []
+    construct = constructor.construct_object
+    known: dict[tuple[str, str], Any] = {}  # (tag, text) -> value, for the immutable kinds: they repeat
+
+    def scalar(node: yaml.Node, path: SpecPath) -> Any:
+        if node.tag == _STR_TAG:
+            return node.value
+        if (value := known.get((node.tag, node.value), known)) is not known:
+            return value
+        try:
+            value = construct(node)
+        except _BadScalar as exc:
+            bad.append((exc, path))
+            return None
+        if node.tag in _IMMUTABLE_TAGS:
+            known[(node.tag, node.value)] = value
+        return value
+
+    def build(node: yaml.Node, path: SpecPath) -> Any:
+        kind = type(node)
+        if kind is MappingNode:
+            if node.tag != _MAP_TAG:
+                raise _NotPlain
+            mapping: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                if type(key_node) is not ScalarNode or key_node.tag not in KEY_TAGS:
+                    raise SpecError([SpecProblem(file, *_mark(key_node), format_path(path),
+                                                 "keys must be strings; quote keys such as 1, null or yes")])
+                if key_node.tag != _STR_TAG:
+                    raise _NotPlain  # a merge key (<<) or a value key (=)
+                key = key_node.value
+                child = path + (key,)
+                if key in mapping:
+                    raise SpecError([SpecProblem(file, *_mark(key_node), format_path(child), "duplicate key")])
+                mark = key_node.start_mark
+                marks[child] = (mark.line + 1, mark.column + 1)
+                is_scalar = type(value_node) is ScalarNode
+                mapping[key] = scalar(value_node, child) if is_scalar else build(value_node, child)
+            return mapping
+        if kind is SequenceNode:
+            if node.tag != _SEQ_TAG:
+                raise _NotPlain
+            sequence = []
+            for i, item in enumerate(node.value):
+                child = path + (i,)
+                mark = item.start_mark
+                marks[child] = (mark.line + 1, mark.column + 1)
+                sequence.append(scalar(item, child) if type(item) is ScalarNode else build(item, child))
+            return sequence
+        return scalar(node, path)
+
+    data = build(root, ())
+    if bad:
+        exc, path = bad[0]
+        raise SpecError([SpecProblem(file, *_mark(exc.node), format_path(path), f"invalid YAML: {exc}")])
+    return data, marks
 
 
 def _index(file: str, root: yaml.Node, where: dict[int, SpecPath]) -> dict[SpecPath, tuple[int, int]]:
@@ -155,37 +350,82 @@ def _index(file: str, root: yaml.Node, where: dict[int, SpecPath]) -> dict[SpecP
     return marks
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Loading a spec allocates an event, two marks and a node per YAML node, then the data and the
+    models. With Airflow imported the heap holds some 230,000 objects, and the collections these
+    allocations trigger (a full one included) took 0.2 s of a 0.45 s parse of a 500-agent spec.
+    Reference counting frees all of it but the odd exception traceback, which the first collection
+    after the load takes."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _unprintable(file: str, text: str, position: int, character: int) -> SpecError:
+    before = text[:position]
+    return SpecError([SpecProblem(file, before.count("\n") + 1, len(before) - before.rfind("\n"), "",
+                                  f"invalid YAML: unacceptable character #x{character:04x}")])
+
+
 def parse_yaml(text: str, file: str) -> LocatedDocument:
     """Parse one YAML document safely, keeping positions; YAML errors become SpecError."""
+    with _cyclic_gc_paused():
+        return _parse_yaml(text, file)
+
+
+def _parse_yaml(text: str, file: str) -> LocatedDocument:
     if len(text.encode("utf-8", "replace")) > MAX_SPEC_BYTES:
         raise SpecError([SpecProblem(file, 1, 1, "", f"spec is larger than {MAX_SPEC_BYTES} bytes")])
     if len(text.splitlines()) > MAX_LINES:
         raise SpecError([SpecProblem(file, MAX_LINES + 1, 1, "", f"spec has more than {MAX_LINES} lines")])
     where: dict[int, SpecPath] = {}
-    loader = None
+    parser = None
     try:
-        loader = _SpecLoader(text)  # the reader refuses unprintable characters right here
-        root = loader.get_single_node()
+        if USE_LIBYAML and _CParser is not None:
+            # PyYAML's printable check first, so that both parsers refuse the same characters alike
+            if (bad := yaml.reader.Reader.NON_PRINTABLE.search(text)) is not None:
+                raise _unprintable(file, text, bad.start(), ord(bad.group()))
+            parser = _CParser(text)
+        else:
+            parser = _PyParser(text)  # its reader refuses unprintable characters right here
+        root, aliases = _compose(parser)
         if root is None:
             raise SpecError([SpecProblem(file, 1, 1, "", "empty document")])
-        marks = _index(file, root, where)
-        data = loader.construct_document(root)
+        constructor = _Constructor()
+        try:
+            if aliases:
+                raise _NotPlain
+            data, marks = _build_plain(file, root, constructor)
+        except _NotPlain:
+            marks = _index(file, root, where)
+            data = constructor.construct_document(root)
     except _BadScalar as exc:
         field = format_path(where.get(id(exc.node), ()))
         raise SpecError([SpecProblem(file, *_mark(exc.node), field, f"invalid YAML: {exc}")]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise SpecError([SpecProblem(file, line, column, "", f"invalid YAML: {exc.problem or exc}")]) from None
-    except yaml.reader.ReaderError as exc:  # not a MarkedYAMLError: it has a character position only
-        before = text[: exc.position]
-        raise SpecError([SpecProblem(file, before.count("\n") + 1, len(before) - before.rfind("\n"), "",
-                                     f"invalid YAML: unacceptable character #x{exc.character:04x}")]) from None
+        problem = exc.problem or str(exc)
+        if problem == _LIBYAML_DEPTH_PROBLEM:  # libyaml's scanner, which runs ahead, stops at 1000 levels
+            problem = f"nesting deeper than {MAX_DEPTH} levels"
+        raise SpecError([SpecProblem(file, line, column, "", f"invalid YAML: {problem}")]) from None
+    except yaml.reader.ReaderError as exc:  # not a MarkedYAMLError: it has a position only
+        position = exc.position
+        if parser is not None and not isinstance(parser, _PyParser):  # libyaml counts UTF-8 bytes
+            position = len(text.encode("utf-8")[:position].decode("utf-8", "ignore"))
+        character = exc.character if isinstance(exc.character, int) else ord(text[position : position + 1] or " ")
+        raise _unprintable(file, text, position, character) from None
     except yaml.YAMLError as exc:
         raise SpecError([SpecProblem(file, 1, 1, "", f"invalid YAML: {exc}")]) from None
     finally:
-        if loader is not None:
-            loader.dispose()
+        if parser is not None:
+            parser.dispose()
     return LocatedDocument(file, data, marks)
 
 
@@ -275,7 +515,8 @@ def _problems_from(doc: LocatedDocument, exc: ValidationError) -> list[SpecProbl
 
 
 def load_spec_text(text: str, file: str) -> Workflow | EngineConfig:
-    return validate_document(parse_yaml(text, file))
+    with _cyclic_gc_paused():
+        return validate_document(parse_yaml(text, file))
 
 
 def load_spec_file(path: str | Path) -> Workflow | EngineConfig:

@@ -1,7 +1,7 @@
 """Fuzzing the loader: any mutation of a valid spec ends in a model or in a SpecError naming file and line.
 
 Nothing else may escape and no example may take a second. Runs are derandomized, so CI sees the
-same examples every time.
+same examples every time. Each test runs with libyaml and with the pure-Python parser (conftest.py).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ FUZZ = settings(
     deadline=1000,
     derandomize=True,
     database=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    # the only function-scoped fixture is yaml_parser, which picks the parser and holds no state
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 
 # Pieces of YAML syntax and of the values the loader has to refuse, next to plain random text.
@@ -129,7 +130,7 @@ def mutated_text(draw: st.DrawFn) -> str:
 
 @FUZZ
 @given(mutated_text())
-def test_text_mutations_end_in_a_model_or_a_located_spec_error(text):
+def test_text_mutations_end_in_a_model_or_a_located_spec_error(yaml_parser, text):
     _assert_contract(text)
 
 
@@ -206,10 +207,10 @@ PARSED = [yaml.safe_load(text) for text in SPECS]
 
 @FUZZ
 @given(mutated_data())
-def test_structure_mutations_end_in_a_model_or_a_located_spec_error(text):
+def test_structure_mutations_end_in_a_model_or_a_located_spec_error(yaml_parser, text):
     _assert_contract(text)
 
 
-def test_unmutated_specs_load():
+def test_unmutated_specs_load(yaml_parser):
     for text in SPECS:
         assert isinstance(load_spec_text(text, FILE), (Workflow, EngineConfig))
