@@ -117,12 +117,8 @@ def _first_user_text(request: dict) -> str:
     return next(_text(i.get("content")) for i in _input_items(request) if i.get("role") == "user")
 
 
-def _system_text(request: dict) -> str:
-    """Top-level ``instructions`` plus system/developer input messages: where a system prompt may travel."""
-    body = request["request"]
-    parts = [body.get("instructions") or ""]
-    parts += [_text(i.get("content")) for i in _input_items(request) if i.get("role") in ("system", "developer")]
-    return " ".join(p for p in parts if p)
+def _system_messages(request: dict) -> list[str]:
+    return [_text(i.get("content")) for i in _input_items(request) if i.get("role") in ("system", "developer")]
 
 
 def _tool_names(request: dict) -> list[str]:
@@ -168,7 +164,10 @@ def test_erp_workflow_on_openai_responses_api(airflow_db, sim, write_workflow):
         "hr.payroll_export": 2, "finance.cash_check": 2, "finance.close_verdict": 1}
 
     tool_round, answer = by_agent["hr.payroll_export"]
-    assert "You are the payroll accountant" in _system_text(tool_round)
+    # The system prompt travels as the Responses API's top-level instructions, on every round.
+    for request in (tool_round, answer):
+        assert request["request"]["instructions"] == "You are the payroll accountant. Quote amounts exactly."
+        assert _system_messages(request) == []
     assert _tool_names(tool_round) == ["get_payroll_summary"]
     [tool] = tool_round["request"]["tools"]
     assert tool["type"] == "function" and tool["parameters"]["type"] == "object" and "strict" in tool

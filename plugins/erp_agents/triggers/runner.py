@@ -81,7 +81,7 @@ async def run_agent(
         pydantic_agent: PydanticAgent[None, Any] = PydanticAgent(
             model,
             output_type=_output_type(agent, payload["provider"]),
-            system_prompt=agent.get("system_prompt") or (),
+            instructions=agent.get("system_prompt"),
             tools=tools,
             name=agent["name"],
         )
