@@ -169,7 +169,7 @@ def build_graph(workflow: Workflow) -> AgentGraph:
             elif name in resolved:
                 problems.append(GraphProblem(("agents", i, "dependencies", j), f"dependency {ref!r} resolves to {name!r} twice"))
             else:
-                resolved.append(name)  # type: ignore[arg-type]
+                resolved.append(name)
         upstream[agent.name] = tuple(resolved)
     if unknown:
         hints = _Hints(agents, len(unknown))

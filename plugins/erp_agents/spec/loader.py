@@ -1,10 +1,15 @@
 """YAML spec loading with line numbers: text -> validated Workflow or EngineConfig, or one SpecError.
 
-Only safe-load features are used, with limits on size, nesting and node count. The events come from
-libyaml (PyYAML's C parser) when PyYAML was built with it, else from PyYAML's pure-Python parser;
-either way one small composer below builds the node tree and enforces every limit as it goes. The
-tree is indexed by spec path so every pydantic or graph problem points at its YAML line, then
-constructed into plain Python data by PyYAML's safe constructor.
+Only safe-load features are used, with limits on size, nesting and node count. The YAML events come
+from libyaml (PyYAML's C parser) when PyYAML was built with it, else from PyYAML's pure-Python
+parser. Every limit is enforced while the events are read, so hostile text is refused after
+reading no more of it than it takes to see the problem. The result is plain Python data plus the
+line and column of every spec path, so that every pydantic or graph problem points at its line.
+
+Two ways lead there. A document without anchors and with the usual tags only (the common case)
+goes straight from the events to data and marks (_load_plain). Any other document, and any
+document when libyaml is missing, goes the long way (_load_nodes): a node tree, its index, then
+PyYAML's safe constructor. Both give the same data, marks and errors.
 """
 
 from __future__ import annotations
@@ -35,10 +40,10 @@ from erp_agents.exceptions import SpecError, SpecProblem
 from erp_agents.spec.graph import GraphError, build_graph
 from erp_agents.spec.models import EngineConfig, Workflow
 
-try:
-    from yaml.cyaml import CParser as _CParser  # libyaml; absent when PyYAML was built without it
-except ImportError:  # pragma: no cover - depends on how PyYAML was installed
-    _CParser = None
+# libyaml's event parser. PyYAML has it, and CSafeLoader, only when it was built with libyaml.
+_CParser: Any = None
+if getattr(yaml, "__with_libyaml__", False):
+    _CParser = yaml.cyaml.CParser  # type: ignore[attr-defined]
 
 PROMPT_PATH_ENV = "ERP_AGENTS_PROMPT_PATH"
 PROJECT_PROMPTS = Path(__file__).resolve().parents[3] / "include" / "erp" / "prompts"
@@ -136,16 +141,16 @@ def _refuse(problem: str, mark: Any) -> NoReturn:
     raise ComposerError(None, None, problem, mark)
 
 
-def _compose(parser: Any) -> tuple[yaml.Node | None, bool]:
-    """Events -> the single document's node tree, as PyYAML's composer builds it, and whether it
-    uses aliases. Iterative, and refusing as it goes: nesting deeper than MAX_DEPTH, more than
-    MAX_YAML_NODES nodes, and any collection whose size with aliases expanded exceeds MAX_NODES
-    (alias bombs), each after reading no more of the text than it takes to see the problem."""
+def _compose(parser: Any) -> yaml.Node | None:
+    """Events -> the single document's node tree, as PyYAML's composer builds it. Iterative, and
+    refusing as it goes: nesting deeper than MAX_DEPTH, more than MAX_YAML_NODES nodes, and any
+    collection whose size with aliases expanded exceeds MAX_NODES (alias bombs), each after reading
+    no more of the text than it takes to see the problem."""
     get = parser.get_event
     get()  # stream start
     if isinstance(event := get(), StreamEndEvent):
-        return None, False
-    resolve = _RESOLVER.resolve
+        return None
+    resolve: Any = _RESOLVER.resolve  # untyped in PyYAML's stubs
     max_depth, max_nodes, max_expanded = MAX_DEPTH, MAX_YAML_NODES, MAX_NODES
     plain_tags: dict[str, str] = {}  # plain scalar -> its resolved tag; keys and values repeat a lot
     anchors: dict[str, yaml.Node] = {}
@@ -153,7 +158,6 @@ def _compose(parser: Any) -> tuple[yaml.Node | None, bool]:
     # Open collections: [node, expanded size so far, pending mapping key or None, is a mapping, anchor].
     stack: list[list[Any]] = []
     nodes = 0
-    aliases = False
     while True:
         event = get()
         kind = type(event)
@@ -185,7 +189,6 @@ def _compose(parser: Any) -> tuple[yaml.Node | None, bool]:
                     _refuse(f"found undefined alias {event.anchor!r}", event.start_mark)
                 # 0 while the node is still open: a recursive alias, which _index refuses
                 size = anchored_sizes.get(id(node), 0)
-                aliases = True
             else:
                 tag, is_map = event.tag, kind is MappingStartEvent
                 if is_map:
@@ -217,7 +220,7 @@ def _compose(parser: Any) -> tuple[yaml.Node | None, bool]:
     if not isinstance(event := get(), StreamEndEvent):
         raise ComposerError("expected a single document in the stream", node.start_mark,
                             "but found another document", event.start_mark)
-    return node, aliases
+    return node  # type: ignore[no-any-return]
 
 
 def _anchor(anchors: dict[str, yaml.Node], anchor: str, node: yaml.Node, event: Any) -> None:
@@ -245,81 +248,159 @@ class _Constructor(yaml.constructor.SafeConstructor):
 
 
 class _NotPlain(Exception):
-    """The document has merge keys, or set, omap, pairs or other collection tags: the long way, then."""
+    """The document has anchors, or tags other than str, int, float, bool, null and timestamp."""
 
 
 _IMMUTABLE_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "int", "float", "timestamp"))
 Marks = dict[SpecPath, tuple[int, int]]
+_NO_KEY = object()  # a mapping waits for its next key
 
 
-def _build_plain(file: str, root: yaml.Node, constructor: _Constructor) -> tuple[Any, Marks]:
-    """Index and construct in one walk a document without aliases whose mappings and sequences are
-    plain: the same marks, data and errors as _index followed by the safe constructor, in half the
-    time. Structural problems come first, as there; then the first bad scalar in document order."""
-    marks: dict[SpecPath, tuple[int, int]] = {(): _mark(root)}
-    bad: list[tuple[_BadScalar, SpecPath]] = []
-    construct = constructor.construct_object
-    known: dict[tuple[str, str], Any] = {}  # (tag, text) -> value, for the immutable kinds: they repeat
-
-    def scalar(node: yaml.Node, path: SpecPath) -> Any:
-        if node.tag == _STR_TAG:
-            return node.value
-        if (value := known.get((node.tag, node.value), known)) is not known:
-            return value
-        try:
-            value = construct(node)
-        except _BadScalar as exc:
-            bad.append((exc, path))
-            return None
-        if node.tag in _IMMUTABLE_TAGS:
-            known[(node.tag, node.value)] = value
-        return value
-
-    def build(node: yaml.Node, path: SpecPath) -> Any:
-        kind = type(node)
-        if kind is MappingNode:
-            if node.tag != _MAP_TAG:
+def _load_plain(parser: Any, file: str) -> tuple[Any, Marks] | None:
+    """Events -> data and marks directly, for the common document without anchors and with plain
+    tags only; else _NotPlain, and the caller starts again with _compose, _index and the safe
+    constructor. Without the node tree and its second walk this takes half the time, and it keeps
+    their limits, data, marks and errors: parser errors and limits first, then the first structural
+    problem (a key that is not a string, a duplicate key) in document order, then the first bad
+    scalar in document order."""
+    get = parser.get_event
+    get()  # stream start
+    if isinstance(event := get(), StreamEndEvent):
+        return None
+    resolve: Any = _RESOLVER.resolve  # untyped in PyYAML's stubs
+    construct = _Constructor().construct_object
+    max_depth, max_nodes = MAX_DEPTH, MAX_YAML_NODES  # no aliases: the expanded size is the node count
+    plain_tags: dict[str, str] = {}
+    known: dict[tuple[str, str], Any] = {}  # (tag, text) -> value: ints, floats and such repeat
+    marks: Marks = {}
+    # Open collections: [container, path, is a mapping, the pending key or _NO_KEY].
+    stack: list[list[Any]] = []
+    nodes = 0
+    bad: tuple[_BadScalar, SpecPath] | None = None  # the first scalar the constructor refused
+    while True:
+        event = get()
+        kind = type(event)
+        if kind is SequenceEndEvent or kind is MappingEndEvent:
+            value = stack.pop()[0]
+        else:
+            if len(stack) >= max_depth or nodes >= max_nodes:
+                _refuse_limit(len(stack), event)
+            nodes += 1
+            if kind is AliasEvent or event.anchor is not None:
                 raise _NotPlain
-            mapping: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                if type(key_node) is not ScalarNode or key_node.tag not in KEY_TAGS:
-                    raise SpecError([SpecProblem(file, *_mark(key_node), format_path(path),
-                                                 "keys must be strings; quote keys such as 1, null or yes")])
-                if key_node.tag != _STR_TAG:
-                    raise _NotPlain  # a merge key (<<) or a value key (=)
-                key = key_node.value
-                child = path + (key,)
-                if key in mapping:
-                    raise SpecError([SpecProblem(file, *_mark(key_node), format_path(child), "duplicate key")])
-                mark = key_node.start_mark
-                marks[child] = (mark.line + 1, mark.column + 1)
-                is_scalar = type(value_node) is ScalarNode
-                mapping[key] = scalar(value_node, child) if is_scalar else build(value_node, child)
-            return mapping
-        if kind is SequenceNode:
-            if node.tag != _SEQ_TAG:
-                raise _NotPlain
-            sequence = []
-            for i, item in enumerate(node.value):
-                child = path + (i,)
-                mark = item.start_mark
-                marks[child] = (mark.line + 1, mark.column + 1)
-                sequence.append(scalar(item, child) if type(item) is ScalarNode else build(item, child))
-            return sequence
-        return scalar(node, path)
+            mark = event.start_mark
+            parent = stack[-1] if stack else None
+            is_key = parent is not None and parent[2] and parent[3] is _NO_KEY
+            if kind is ScalarEvent:
+                tag, value = event.tag, event.value
+                if tag is None or tag == "!":
+                    if not event.implicit[0]:
+                        tag = _STR_TAG
+                    elif (tag := plain_tags.get(value)) is None:
+                        tag = plain_tags[value] = resolve(ScalarNode, value, (True, False))
+                if tag != _STR_TAG and tag not in _IMMUTABLE_TAGS:
+                    raise _NotPlain  # a merge key (<<), a value key (=), !!binary or another tag
+                if is_key and parent is not None:
+                    if tag != _STR_TAG:  # 1, null, yes...
+                        problem = "keys must be strings; quote keys such as 1, null or yes"
+                        return _drain(get, file, len(stack), nodes, mark, parent[1], problem)
+                    child = parent[1] + (value,)
+                    if value in parent[0]:
+                        return _drain(get, file, len(stack), nodes, mark, child, "duplicate key")
+                    marks[child] = (mark.line + 1, mark.column + 1)
+                    parent[3] = value
+                    continue
+                if tag != _STR_TAG:
+                    text = value
+                    if (value := known.get((tag, text), known)) is known:
+                        try:
+                            value = known[(tag, text)] = construct(ScalarNode(tag, text, mark, event.end_mark))
+                        except _BadScalar as exc:
+                            value = None
+                            if bad is None:
+                                bad = (exc, _next_path(parent))
+            else:
+                tag, is_map = event.tag, kind is MappingStartEvent
+                if not is_map and kind is not SequenceStartEvent:  # pragma: no cover - nothing else comes here
+                    _refuse(f"unexpected {kind.__name__}", mark)
+                if tag is not None and tag != "!" and tag != (_MAP_TAG if is_map else _SEQ_TAG):
+                    raise _NotPlain  # !!set, !!omap, !!pairs or another tag
+                if is_key and parent is not None:  # the drain reads this mapping or sequence too
+                    problem = "keys must be strings; quote keys such as 1, null or yes"
+                    return _drain(get, file, len(stack) + 1, nodes, mark, parent[1], problem)
+                path = _next_path(parent)
+                if parent is None or not parent[2]:  # the root or a sequence item; keys are marked above
+                    marks[path] = (mark.line + 1, mark.column + 1)
+                stack.append([{} if is_map else [], path, is_map, _NO_KEY])
+                continue
+        if not stack:
+            break
+        parent = stack[-1]
+        if parent[2]:
+            parent[0][parent[3]] = value
+            parent[3] = _NO_KEY
+        else:
+            parent[0].append(value)
+            if kind is ScalarEvent:
+                marks[parent[1] + (len(parent[0]) - 1,)] = (mark.line + 1, mark.column + 1)
+    if kind is ScalarEvent:
+        marks[()] = (mark.line + 1, mark.column + 1)
+    _end_of_document(get)
+    if bad is not None:
+        scalar, path = bad
+        raise SpecError([SpecProblem(file, *_mark(scalar.node), format_path(path), f"invalid YAML: {scalar}")])
+    return value, marks
 
-    data = build(root, ())
-    if bad:
-        exc, path = bad[0]
-        raise SpecError([SpecProblem(file, *_mark(exc.node), format_path(path), f"invalid YAML: {exc}")])
-    return data, marks
+
+def _next_path(parent: list[Any] | None) -> SpecPath:
+    """The spec path of the next node in the open collection ``parent`` (a value, not a key)."""
+    if parent is None:
+        return ()
+    return parent[1] + ((parent[3],) if parent[2] else (len(parent[0]),))  # type: ignore[no-any-return]
 
 
-def _index(file: str, root: yaml.Node, where: dict[int, SpecPath]) -> dict[SpecPath, tuple[int, int]]:
+def _refuse_limit(depth: int, event: Any) -> NoReturn:
+    if depth >= MAX_DEPTH:
+        _refuse(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+    _refuse(f"document has more than {MAX_YAML_NODES} nodes", event.start_mark)
+
+
+def _drain(get: Any, file: str, depth: int, nodes: int, mark: Any, path: SpecPath, problem: str) -> NoReturn:
+    """A structural problem at ``mark``: read the rest of the document, since parser errors and the
+    limits come first, then refuse it. Anchors still mean the long way, whose composer may refuse
+    the document for its aliases first."""
+    while depth:
+        event = get()
+        kind = type(event)
+        if kind is SequenceEndEvent or kind is MappingEndEvent:
+            depth -= 1
+            continue
+        if depth >= MAX_DEPTH or nodes >= MAX_YAML_NODES:
+            _refuse_limit(depth, event)
+        nodes += 1
+        if kind is AliasEvent or event.anchor is not None:
+            raise _NotPlain
+        if kind is not ScalarEvent:
+            depth += 1
+    _end_of_document(get)
+    raise SpecError([SpecProblem(file, mark.line + 1, mark.column + 1, format_path(path), problem)])
+
+
+def _end_of_document(get: Any) -> None:
+    get()  # document end
+    if not isinstance(event := get(), StreamEndEvent):
+        raise ComposerError("expected a single document in the stream", None,
+                            "but found another document", event.start_mark)
+
+
+def _index(file: str, root: yaml.Node, where: dict[int, SpecPath], constructor: _Constructor) -> Marks:
     """Map every spec path to its YAML position, and each node to its first path. Refuse duplicate
-    and non-string keys, recursive aliases, and aliases nesting deeper than MAX_DEPTH."""
-    marks: dict[SpecPath, tuple[int, int]] = {(): _mark(root)}
+    and non-string keys, recursive aliases, and aliases nesting deeper than MAX_DEPTH; then the
+    first bad int, float, bool, null or timestamp in document order, as _load_plain does (the
+    constructor keeps the values it made here for construct_document)."""
+    marks: Marks = {(): _mark(root)}
     open_nodes: set[int] = set()
+    bad: list[tuple[_BadScalar, SpecPath]] = []
 
     def refuse(node: yaml.Node, path: SpecPath, message: str) -> NoReturn:
         raise SpecError([SpecProblem(file, *_mark(node), format_path(path), message)])
@@ -329,7 +410,13 @@ def _index(file: str, root: yaml.Node, where: dict[int, SpecPath]) -> dict[SpecP
             refuse(node, path, "recursive alias: this node contains itself")
         if len(path) > MAX_DEPTH:
             refuse(node, path[:MAX_DEPTH], f"aliases nest deeper than {MAX_DEPTH} levels")
-        where.setdefault(id(node), path)
+        if id(node) not in where:
+            where[id(node)] = path
+            if type(node) is ScalarNode and node.tag in _IMMUTABLE_TAGS and not bad:
+                try:
+                    constructor.construct_object(node)
+                except _BadScalar as exc:
+                    bad.append((exc, path))
         open_nodes.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
@@ -347,6 +434,9 @@ def _index(file: str, root: yaml.Node, where: dict[int, SpecPath]) -> dict[SpecP
         open_nodes.discard(id(node))
 
     walk(root, ())
+    if bad:
+        scalar, path = bad[0]
+        raise SpecError([SpecProblem(file, *_mark(scalar.node), format_path(path), f"invalid YAML: {scalar}")])
     return marks
 
 
@@ -367,6 +457,16 @@ def _cyclic_gc_paused() -> Iterator[None]:
         gc.enable()
 
 
+def _load_nodes(parser: Any, file: str, where: dict[int, SpecPath]) -> tuple[Any, Marks] | None:
+    """The long way, for any document: the node tree, its index, then PyYAML's safe constructor."""
+    root = _compose(parser)
+    if root is None:
+        return None
+    constructor = _Constructor()
+    marks = _index(file, root, where, constructor)
+    return constructor.construct_document(root), marks
+
+
 def _unprintable(file: str, text: str, position: int, character: int) -> SpecError:
     before = text[:position]
     return SpecError([SpecProblem(file, before.count("\n") + 1, len(before) - before.rfind("\n"), "",
@@ -385,26 +485,26 @@ def _parse_yaml(text: str, file: str) -> LocatedDocument:
     if len(text.splitlines()) > MAX_LINES:
         raise SpecError([SpecProblem(file, MAX_LINES + 1, 1, "", f"spec has more than {MAX_LINES} lines")])
     where: dict[int, SpecPath] = {}
-    parser = None
+    parser: Any = None
+    libyaml = USE_LIBYAML and _CParser is not None
     try:
-        if USE_LIBYAML and _CParser is not None:
+        if libyaml:
             # PyYAML's printable check first, so that both parsers refuse the same characters alike
             if (bad := yaml.reader.Reader.NON_PRINTABLE.search(text)) is not None:
                 raise _unprintable(file, text, bad.start(), ord(bad.group()))
             parser = _CParser(text)
-        else:
+            try:
+                loaded = _load_plain(parser, file)
+            except _NotPlain:  # start again, the long way
+                parser.dispose()
+                parser = _CParser(text)
+                loaded = _load_nodes(parser, file, where)
+        else:  # the pure-Python parser is slow: read the text once, the long way
             parser = _PyParser(text)  # its reader refuses unprintable characters right here
-        root, aliases = _compose(parser)
-        if root is None:
+            loaded = _load_nodes(parser, file, where)
+        if loaded is None:
             raise SpecError([SpecProblem(file, 1, 1, "", "empty document")])
-        constructor = _Constructor()
-        try:
-            if aliases:
-                raise _NotPlain
-            data, marks = _build_plain(file, root, constructor)
-        except _NotPlain:
-            marks = _index(file, root, where)
-            data = constructor.construct_document(root)
+        data, marks = loaded
     except _BadScalar as exc:
         field = format_path(where.get(id(exc.node), ()))
         raise SpecError([SpecProblem(file, *_mark(exc.node), field, f"invalid YAML: {exc}")]) from None
@@ -417,7 +517,7 @@ def _parse_yaml(text: str, file: str) -> LocatedDocument:
         raise SpecError([SpecProblem(file, line, column, "", f"invalid YAML: {problem}")]) from None
     except yaml.reader.ReaderError as exc:  # not a MarkedYAMLError: it has a position only
         position = exc.position
-        if parser is not None and not isinstance(parser, _PyParser):  # libyaml counts UTF-8 bytes
+        if libyaml:  # libyaml counts UTF-8 bytes
             position = len(text.encode("utf-8")[:position].decode("utf-8", "ignore"))
         character = exc.character if isinstance(exc.character, int) else ord(text[position : position + 1] or " ")
         raise _unprintable(file, text, position, character) from None

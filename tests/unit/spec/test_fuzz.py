@@ -9,14 +9,16 @@ from __future__ import annotations
 import copy
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from erp_agents.exceptions import SpecError
-from erp_agents.spec.loader import load_spec_text
+from erp_agents.spec import loader
+from erp_agents.spec.loader import load_spec_text, parse_yaml
 from erp_agents.spec.models import EngineConfig, Workflow
 
 FILE = "fuzz.yaml"
@@ -214,3 +216,31 @@ def test_structure_mutations_end_in_a_model_or_a_located_spec_error(yaml_parser,
 def test_unmutated_specs_load(yaml_parser):
     for text in SPECS:
         assert isinstance(load_spec_text(text, FILE), (Workflow, EngineConfig))
+
+
+# (c) the loader's two ways through a document: straight from the events to data and marks (the
+# common case), or through the node tree, its index and PyYAML's safe constructor (anchors, merge
+# keys, unusual tags). The long way is forced here: both must give the same data, marks or error.
+
+
+def _outcome(text: str) -> tuple[str, Any]:
+    try:
+        doc = parse_yaml(text, FILE)
+    except SpecError as exc:
+        return "error", str(exc)
+    return "data", (repr(doc.data), doc.marks)
+
+
+def _the_long_way(parser: Any, file: str) -> NoReturn:
+    raise loader._NotPlain
+
+
+@pytest.mark.skipif(loader._CParser is None, reason="the short way needs libyaml")
+@FUZZ
+@given(st.one_of(mutated_text(), mutated_data()))
+def test_the_short_and_the_long_way_agree(text):
+    short = _outcome(text)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(loader, "_load_plain", _the_long_way)
+        long = _outcome(text)
+    assert short == long

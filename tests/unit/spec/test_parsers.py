@@ -146,3 +146,17 @@ def test_without_libyaml_the_pure_python_parser_is_used(monkeypatch):
     text = (SPEC_DIR / "basic_workflow.yaml").read_text(encoding="utf-8")
     assert isinstance(load_spec_text(text, "x.yaml"), Workflow)
     assert used == [text]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("a: {x: !!int ''}\nb: !!int ''\n", "x.yaml:1:8: a.x: invalid YAML: '' is not a valid int"),
+    ("a: !!int ''\nb: 1\nb: 2\n", "x.yaml:3:1: b: duplicate key"),
+    ("? [a, b]\n: 1\nc: 2\n", "x.yaml:1:3: <document>: keys must be strings"),
+    ("x: {1: a}\ny: [\n", "x.yaml:3:1: <document>: invalid YAML: "),  # the parser's error comes first
+    ("[a]: 1\nb: *nope\n", "x.yaml:2:4: <document>: invalid YAML: found undefined alias 'nope'"),
+    ("a: 1\n---\nb: 2\n", "x.yaml:2:1: <document>: invalid YAML: but found another document"),
+])
+def test_the_first_problem_is_the_same_either_way(text, expected, yaml_parser):
+    with pytest.raises(SpecError) as err:
+        parse_yaml(text, "x.yaml")
+    assert str(err.value).startswith(expected)
