@@ -51,8 +51,8 @@ def render_dag(plan: DagPlan) -> DAG:
                 doc_md=task.agent.description or None,
             )
         for task in plan.tasks:
-            for upstream in task.upstream_task_ids:
-                operators[upstream] >> operators[task.task_id]
+            if task.upstream_task_ids:
+                operators[task.task_id].set_upstream([operators[u] for u in task.upstream_task_ids])
         summary = WorkflowSummaryOperator(
             task_id=SUMMARY_TASK_ID, payload=plan.summary_payload, outlets=[Asset(plan.publishes)]
         )
