@@ -11,7 +11,8 @@ From the repo root::
 
     python -m include.llm_simulator --port 8765 --host 127.0.0.1 \\
         --latency 0.0 --latency-jitter 0.0 --log sim.jsonl --rpm 0 --tpm 0 \\
-        --fault-rate 0.0 --fault-kinds 500,timeout,malformed,drop --seed 0 --api-key ''
+        --fault-rate 0.0 --fault-kinds 500,timeout,malformed,drop --seed 0 --api-key '' \\
+        --cache-min-tokens 1024
 
 Each flag can also be set with ``LLM_SIM_<FLAG>`` (e.g. ``LLM_SIM_PORT``,
 ``LLM_SIM_LATENCY_JITTER``); the flag wins. ``--log ''`` (the default) keeps
@@ -35,6 +36,11 @@ Behaviour
   ``[<model>#<digest>] Reviewed: ...``, tool calls for tools named in the
   last user message, ``final_result`` output tools, ``response_format``).
 * Usage counts follow ``tokens`` exactly, so tests can recompute them.
+* Prompt caching: automatic for OpenAI (``cached_tokens``), explicit through
+  ``cache_control`` for Anthropic (``cache_creation_input_tokens``,
+  ``cache_read_input_tokens``); per API key and model, in memory, cleared by
+  ``/_sim/reset``, prefixes of at least ``--cache-min-tokens``; see ``caching``.
+  A request that neither reads nor writes the cache gets the usage it always did.
 * Auth: ``Authorization: Bearer <key>`` (OpenAI) or ``x-api-key`` (Anthropic)
   must be non-empty, and equal ``--api-key`` when that is set; failures are
   401 in the provider's error format and never echo the key.

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import uvicorn
 
 from include.llm_simulator.app import create_app
-from include.llm_simulator.settings import DEFAULT_FAULT_KINDS, SimulatorSettings
+from include.llm_simulator.settings import DEFAULT_CACHE_MIN_TOKENS, DEFAULT_FAULT_KINDS, SimulatorSettings
 
 ENV_PREFIX = "LLM_SIM_"
 
@@ -33,6 +33,7 @@ _FLAGS: tuple[tuple[str, Callable[[str], object], str, str], ...] = (
     ("fault-kinds", str, ",".join(DEFAULT_FAULT_KINDS), "comma list of random fault kinds"),
     ("seed", int, "0", "seed for random faults and latency jitter"),
     ("api-key", str, "", "required API key ('' = any non-empty key)"),
+    ("cache-min-tokens", int, str(DEFAULT_CACHE_MIN_TOKENS), "smallest prompt prefix that prompt caching stores"),
 )
 
 
@@ -73,7 +74,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> SimulatorSettings:
     return SimulatorSettings(
         host=args.host, port=args.port, latency=args.latency, latency_jitter=args.latency_jitter,
         log_path=args.log or None, rpm=args.rpm, tpm=args.tpm, fault_rate=args.fault_rate,
-        fault_kinds=kinds, seed=args.seed, api_key=args.api_key or None,
+        fault_kinds=kinds, seed=args.seed, api_key=args.api_key or None, cache_min_tokens=args.cache_min_tokens,
     )
 
 

@@ -48,7 +48,7 @@ async def requests(request: Request) -> list[dict[str, Any]]:
 
 @router.post("/reset")
 async def reset(request: Request) -> dict[str, str]:
-    """Clear the memory log, rate-limit windows and fault scripts."""
+    """Clear the memory log, rate-limit windows, fault scripts and prompt cache."""
     await _state(request).reset()
     return {"status": "reset"}
 

@@ -1,7 +1,8 @@
 """The request flow shared by all API dialects.
 
 Order: read body -> authenticate -> validate -> rate limit -> pick fault ->
-latency -> fault or answer. Every step's outcome is logged exactly once.
+latency -> fault or answer (the prompt cache is read and written only for an
+answer, see ``caching``). Every step's outcome is logged exactly once.
 Errors before admission (400/401/429) return immediately, without latency.
 """
 
@@ -19,6 +20,7 @@ from fastapi import Request
 from starlette.responses import JSONResponse, Response
 
 from include.llm_simulator.answers import Answer, generate_answer
+from include.llm_simulator.caching import NO_CACHE, CachePlan, CacheUsage, namespace
 from include.llm_simulator.conversation import Conversation
 from include.llm_simulator.drop import drop_connection, wait_for_disconnect
 from include.llm_simulator.errors import Api, error_body
@@ -46,8 +48,10 @@ class Dialect(Protocol):
 
     def parse(self, body: dict[str, Any]) -> Conversation: ...
 
+    def cache_plan(self, body: dict[str, Any], conversation: Conversation) -> CachePlan | None: ...
+
     def render(self, conversation: Conversation, answer: Answer, request_id: str,
-               input_tokens: int) -> dict[str, Any]: ...
+               input_tokens: int, cache: CacheUsage = NO_CACHE) -> dict[str, Any]: ...
 
     def ratelimit_headers(self, snapshot: RateSnapshot) -> dict[str, str]: ...
 
@@ -61,6 +65,21 @@ def check_api_key(given: str | None, expected: str | None) -> str | None:
     return None
 
 
+async def sleep_at_least(delay: float) -> None:
+    """Sleep ``delay`` seconds; asyncio may fire a timer up to its clock resolution early, this never returns early."""
+    deadline = time.monotonic() + delay
+    while (remaining := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(remaining)
+
+
+def log_usage(input_tokens: int, output_tokens: int, cache: CacheUsage) -> dict[str, int]:
+    """The log's usage: prompt tokens including any cached ones; cache figures only when non-zero."""
+    usage = {"input_tokens": input_tokens, "output_tokens": output_tokens}
+    if cache.read or cache.write:
+        usage.update(cache_read_tokens=cache.read, cache_write_tokens=cache.write)
+    return usage
+
+
 class _Exchange:
     """One model request being handled: builds responses and the log entry."""
 
@@ -69,6 +88,7 @@ class _Exchange:
         self.dialect = dialect
         self.state = state
         self.headers: dict[str, str] = {}
+        self.api_key: str | None = None
         self.entry: dict[str, Any] = {
             "id": state.log.new_id(), "api": dialect.api, "path": request.url.path, "model": None,
             "ts_start": time.time(), "ts_end": None, "status": None, "request": None, "response": None,
@@ -96,7 +116,8 @@ class _Exchange:
             self.entry["request"] = body
         if isinstance(body, dict) and isinstance(body.get("model"), str):
             self.entry["model"] = body["model"]
-        problem = check_api_key(self.dialect.api_key(self.request.headers), self.state.settings.api_key)
+        self.api_key = self.dialect.api_key(self.request.headers)
+        problem = check_api_key(self.api_key, self.state.settings.api_key)
         if problem:
             return self.error(401, problem)
         if body is _NOT_JSON:
@@ -105,13 +126,14 @@ class _Exchange:
             return self.error(400, "request body must be a JSON object")
         try:
             conversation = self.dialect.parse(body)
+            plan = self.dialect.cache_plan(body, conversation)
             delay = self._latency()
         except InvalidRequest as exc:
             return self.error(400, str(exc))
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             return self.error(400, f"malformed request body ({type(exc).__name__})")
         input_tokens = prompt_tokens(conversation)
-        return await self._admitted(conversation, input_tokens, delay)
+        return await self._admitted(conversation, plan, input_tokens, delay)
 
     def _latency(self) -> float:
         header = self.request.headers.get(LATENCY_HEADER)
@@ -125,7 +147,8 @@ class _Exchange:
             raise InvalidRequest(f"invalid {LATENCY_HEADER} header")
         return value
 
-    async def _admitted(self, conversation: Conversation, input_tokens: int, delay: float) -> Response:
+    async def _admitted(self, conversation: Conversation, plan: CachePlan | None, input_tokens: int,
+                        delay: float) -> Response:
         limiter = self.state.limiter
         decision = await limiter.acquire(input_tokens + (conversation.max_tokens or 0))
         if limiter.enabled:
@@ -138,15 +161,17 @@ class _Exchange:
         fault = self.state.faults.next_fault(conversation.model)
         self.entry["fault"] = fault
         if delay:
-            await asyncio.sleep(delay)
+            await sleep_at_least(delay)
         if fault is not None:
             return await self._fault(fault)
         try:
             answer = generate_answer(conversation, self.dialect.id_prefix)
         except Exception as exc:  # a schema the generator cannot satisfy must not kill the request
             return self.error(500, f"simulator could not build an answer ({type(exc).__name__})")
-        self.entry["usage"] = {"input_tokens": input_tokens, "output_tokens": answer.output_tokens}
-        return self.json(200, self.dialect.render(conversation, answer, self.entry["id"], input_tokens))
+        space = namespace(self.request.url.path, self.api_key, conversation.model)
+        cache = self.state.cache.apply(space, plan, input_tokens)
+        self.entry["usage"] = log_usage(input_tokens, answer.output_tokens, cache)
+        return self.json(200, self.dialect.render(conversation, answer, self.entry["id"], input_tokens, cache))
 
     async def _fault(self, fault: str) -> Response:
         if fault == DROP:

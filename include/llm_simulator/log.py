@@ -10,7 +10,10 @@ OpenAI dialects log ``openai``), ``path`` (``/v1/chat/completions``,
 ``ts_start``, ``ts_end`` (unix seconds), ``status`` (HTTP status, or null when
 no response was sent: ``drop``/``timeout``), ``request`` (body), ``response``
 (body or null), ``usage`` (``input_tokens``/``output_tokens``, zero for
-failures) and ``fault`` (injected fault kind or null).
+failures; ``input_tokens`` is the whole prompt, cached part included, in every
+dialect; plus ``cache_read_tokens``/``cache_write_tokens`` when the request
+read or wrote the prompt cache, see ``caching``) and ``fault`` (injected fault
+kind or null).
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Non-streaming only. Accepts ``max_tokens`` or ``max_completion_tokens``,
 messages with roles system/developer/user/assistant/tool (content as a string
 or a list of parts), function tools, ``tool_choice`` and ``response_format``.
+Automatic prompt caching (see ``caching``): a cache hit adds
+``usage.prompt_tokens_details = {cached_tokens, audio_tokens: 0}``; without a
+hit the usage has no ``prompt_tokens_details``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from include.llm_simulator.answers import Answer
+from include.llm_simulator.caching import NO_CACHE, CachePlan, CacheUsage, automatic_plan
 from include.llm_simulator.conversation import (
     Conversation, Message, ResponseFormat, ToolCall, ToolChoice, ToolResult, ToolSpec, resolve_tool_names,
 )
@@ -152,8 +156,11 @@ class OpenAIDialect:
             response_format=_response_format(body.get("response_format")),
         )
 
+    def cache_plan(self, body: dict[str, Any], conversation: Conversation) -> CachePlan:
+        return automatic_plan(conversation)
+
     def render(self, conversation: Conversation, answer: Answer, request_id: str,
-               input_tokens: int) -> dict[str, Any]:
+               input_tokens: int, cache: CacheUsage = NO_CACHE) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": answer.text, "refusal": None}
         if answer.tool_calls:
             message["tool_calls"] = [
@@ -163,6 +170,13 @@ class OpenAIDialect:
             finish = "tool_calls"
         else:
             finish = "length" if answer.truncated else "stop"
+        usage: dict[str, Any] = {
+            "prompt_tokens": input_tokens,
+            "completion_tokens": answer.output_tokens,
+            "total_tokens": input_tokens + answer.output_tokens,
+        }
+        if cache.read:
+            usage["prompt_tokens_details"] = {"cached_tokens": cache.read, "audio_tokens": 0}
         return {
             "id": f"chatcmpl-{request_id}",
             "object": "chat.completion",
@@ -170,11 +184,7 @@ class OpenAIDialect:
             "model": conversation.model,
             "system_fingerprint": "llm-simulator",
             "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": {
-                "prompt_tokens": input_tokens,
-                "completion_tokens": answer.output_tokens,
-                "total_tokens": input_tokens + answer.output_tokens,
-            },
+            "usage": usage,
         }
 
     def ratelimit_headers(self, snapshot: RateSnapshot) -> dict[str, str]:

@@ -23,6 +23,8 @@ The response is a ``response`` object whose ``output`` holds one ``message``
 item (``output_text`` content) or ``function_call`` items; a truncated text
 answer has status ``incomplete`` with ``incomplete_details.reason`` =
 ``max_output_tokens``. Request settings are echoed as the real API does.
+Automatic prompt caching (see ``caching``) reports hits in
+``usage.input_tokens_details.cached_tokens`` (``cache_write_tokens`` stays 0).
 Errors use the OpenAI error format (the log's ``api`` is ``openai``; the
 ``path`` tells the two OpenAI dialects apart).
 """
@@ -37,6 +39,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from include.llm_simulator.answers import Answer
+from include.llm_simulator.caching import NO_CACHE, CachePlan, CacheUsage, automatic_plan
 from include.llm_simulator.conversation import (
     Conversation, Message, ResponseFormat, ToolCall, ToolChoice, ToolResult, ToolSpec, resolve_tool_names,
 )
@@ -219,8 +222,11 @@ class ResponsesDialect:
             echo=_echo(body),
         )
 
+    def cache_plan(self, body: dict[str, Any], conversation: Conversation) -> CachePlan:
+        return automatic_plan(conversation)
+
     def render(self, conversation: Conversation, answer: Answer, request_id: str,
-               input_tokens: int) -> dict[str, Any]:
+               input_tokens: int, cache: CacheUsage = NO_CACHE) -> dict[str, Any]:
         status = "incomplete" if answer.truncated else "completed"
         output: list[dict[str, Any]] = [
             {"id": f"fc_{request_id}_{index}", "type": "function_call", "status": "completed",
@@ -250,7 +256,7 @@ class ResponsesDialect:
             **echo,
             "usage": {
                 "input_tokens": input_tokens,
-                "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "input_tokens_details": {"cached_tokens": cache.read, "cache_write_tokens": 0},
                 "output_tokens": answer.output_tokens,
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": input_tokens + answer.output_tokens,

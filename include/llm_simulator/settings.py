@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from include.llm_simulator.faults import FAULT_KINDS, TIMEOUT_SECONDS, validate_kinds
 
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("500", "timeout", "malformed", "drop")
+DEFAULT_CACHE_MIN_TOKENS = 1024
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,8 @@ class SimulatorSettings:
 
     ``api_key`` of ``None`` or ``""`` accepts any non-empty key.
     ``timeout_seconds`` is how long a ``timeout`` fault holds a request when
-    the client does not hang up first.
+    the client does not hang up first. ``cache_min_tokens`` is the smallest
+    prompt prefix that prompt caching stores and reads, see ``caching``.
     """
 
     host: str = "127.0.0.1"
@@ -30,6 +32,7 @@ class SimulatorSettings:
     seed: int = 0
     api_key: str | None = None
     timeout_seconds: float = TIMEOUT_SECONDS
+    cache_min_tokens: int = DEFAULT_CACHE_MIN_TOKENS
 
     def __post_init__(self) -> None:
         if self.latency < 0 or self.latency_jitter < 0:
@@ -40,6 +43,8 @@ class SimulatorSettings:
             raise ValueError("fault_rate must be between 0 and 1")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be between 0 and 65535")
+        if self.cache_min_tokens < 0:
+            raise ValueError("cache_min_tokens must be >= 0")
         object.__setattr__(self, "fault_kinds", tuple(validate_kinds(self.fault_kinds, FAULT_KINDS)))
         object.__setattr__(self, "api_key", self.api_key or None)
         object.__setattr__(self, "log_path", self.log_path or None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from include.llm_simulator.caching import PromptCache
 from include.llm_simulator.faults import FaultInjector
 from include.llm_simulator.log import RequestLog
 from include.llm_simulator.ratelimit import SlidingWindowLimiter
@@ -13,12 +14,13 @@ from include.llm_simulator.settings import SimulatorSettings
 
 @dataclass
 class SimulatorState:
-    """Log, limiter, fault injector and latency randomness of one server."""
+    """Log, limiter, fault injector, prompt cache and latency randomness of one server."""
 
     settings: SimulatorSettings
     log: RequestLog
     limiter: SlidingWindowLimiter
     faults: FaultInjector
+    cache: PromptCache = field(default_factory=lambda: PromptCache(0))
     latency_random: random.Random = field(default_factory=random.Random)
 
     @classmethod
@@ -28,6 +30,7 @@ class SimulatorState:
             log=RequestLog(settings.log_path),
             limiter=SlidingWindowLimiter(settings.rpm, settings.tpm),
             faults=FaultInjector(settings.fault_rate, settings.fault_kinds, settings.seed),
+            cache=PromptCache(settings.cache_min_tokens),
             latency_random=random.Random(f"{settings.seed}:latency"),
         )
 
@@ -38,7 +41,8 @@ class SimulatorState:
         return max(delay, 0.0)
 
     async def reset(self) -> None:
-        """Clear memory log, rate-limit window and fault scripts."""
+        """Clear memory log, rate-limit window, fault scripts and prompt cache."""
         self.log.reset()
         await self.limiter.reset()
         self.faults.reset()
+        self.cache.reset()

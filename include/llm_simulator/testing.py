@@ -32,6 +32,7 @@ PORT_ATTEMPTS = 3
 _FLAG_NAMES = {
     "latency": "--latency", "latency_jitter": "--latency-jitter", "rpm": "--rpm", "tpm": "--tpm",
     "fault_rate": "--fault-rate", "fault_kinds": "--fault-kinds", "seed": "--seed", "api_key": "--api-key",
+    "cache_min_tokens": "--cache-min-tokens",
 }
 
 
@@ -80,7 +81,7 @@ class SimulatorHandle:
         return self._call("GET", "/_sim/requests")
 
     def reset(self) -> None:
-        """Clear the memory log, rate-limit windows and fault scripts."""
+        """Clear the memory log, rate-limit windows, fault scripts and prompt cache."""
         self._call("POST", "/_sim/reset")
 
     def script(self, responses: Sequence[str], model: str | None = None) -> dict[str, Any]:
@@ -149,7 +150,7 @@ def running_simulator(*, host: str = "127.0.0.1", port: int | None = None, log_p
 
     ``settings`` are CLI settings by their Python names: ``latency``,
     ``latency_jitter``, ``rpm``, ``tpm``, ``fault_rate``, ``fault_kinds``
-    (list or comma string), ``seed``, ``api_key``. Without ``log_path`` the
+    (list or comma string), ``seed``, ``api_key``, ``cache_min_tokens``. Without ``log_path`` the
     JSONL log goes to a temporary directory removed on exit. ``LLM_SIM_*``
     environment variables are not passed on. Raises ``RuntimeError`` with the
     server output if it is not healthy in time.
