@@ -106,7 +106,7 @@ class GovernedModel(WrapperModel):
 
     def _cost_of(self, response: ModelResponse, latency: float, messages: list[ModelMessage]) -> RequestCost:
         usage = response.usage
-        tokens = TokenCounts(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens)
+        tokens = TokenCounts(usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
         if tokens.input_tokens == 0 and tokens.output_tokens == 0:
             tokens = estimate_tokens(messages, response)
             self.record.estimated_usage_calls += 1
@@ -121,6 +121,7 @@ class GovernedModel(WrapperModel):
             cache_read_tokens=tokens.cache_read_tokens,
             cost_usd=float(usd),
             latency_s=round(latency, 6),
+            cache_write_tokens=tokens.cache_write_tokens,
         )
 
     @asynccontextmanager

@@ -38,6 +38,11 @@ def expected_cost(requests: list[dict[str, Any]]) -> Decimal:
     """The run's price computed independently from the simulator's own usage counts."""
     total = Decimal(0)
     for r in requests:
-        usage = Usage(input_tokens=r["usage"]["input_tokens"], output_tokens=r["usage"]["output_tokens"])
+        usage = Usage(
+            input_tokens=r["usage"]["input_tokens"],
+            output_tokens=r["usage"]["output_tokens"],
+            cache_read_tokens=r["usage"].get("cache_read_tokens") or None,
+            cache_write_tokens=r["usage"].get("cache_write_tokens") or None,
+        )
         total += calc_price(usage, r["model"], provider_id="openai").total_price
     return total

@@ -5,15 +5,15 @@ An agent with a tool round runs through ``dag.test()`` (the real trigger, inline
 carry the cached tokens the simulator's log reports, priced by genai-prices at the cached rate.
 
 * OpenAI (chat completions and the Responses API) caches automatically: nothing to switch on.
-* Anthropic caches only where the request marks ``cache_control``. The runner's ``model_settings`` has no way to
-  ask for it yet, so the Anthropic test adds pydantic-ai's unified ``cache`` setting the way the runner would.
+* Anthropic caches only where the request marks ``cache_control``: the agent sets ``llm_config.prompt_cache``,
+  which becomes pydantic-ai's unified ``cache`` setting.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ params: {{period: "2026-10"}}
 agents:
   - name: payroll_export
     module: HR
-    llm_config: {{model: {model}, provider: {provider}, max_tokens: 700}}
+    llm_config: {{model: {model}, provider: {provider}, max_tokens: 700, prompt_cache: {prompt_cache}}}
     system_prompt: {system}
     prompt_template: |
       Use get_payroll_summary({{"period": "{{{{ params.period }}}}"}}) for the payroll register.
@@ -80,12 +80,13 @@ def _connect(monkeypatch: pytest.MonkeyPatch, sim: SimulatorHandle) -> None:
                        json.dumps({"conn_type": "anthropic", "password": SIM_KEY, "host": sim.base_url}))
 
 
-def _run_workflow(sim: SimulatorHandle, name: str, model: str, provider: str) -> dict[str, Any]:
+def _run_workflow(sim: SimulatorHandle, name: str, model: str, provider: str, prompt_cache: bool = False) -> dict[str, Any]:
     """Run a one-agent workflow; its DAG's spec is removed afterwards. Returns the log and the cost record."""
     sim.reset()
     (EXTRA_DAGS / "specs" / "engine.yaml").write_text(ENGINE)
     spec: Path = EXTRA_DAGS / "specs" / f"{name}.yaml"
-    spec.write_text(WORKFLOW.format(name=name, model=model, provider=provider, system=json.dumps(SYSTEM_PROMPT)))
+    spec.write_text(WORKFLOW.format(name=name, model=model, provider=provider, system=json.dumps(SYSTEM_PROMPT),
+                                    prompt_cache=json.dumps(prompt_cache)))
     try:
         dag = DagBag(dag_folder=str(EXTRA_DAGS)).dags[name]
         run = dag.test()
@@ -149,26 +150,12 @@ def test_openai_tool_round_reads_the_cache_and_costs_less(airflow_db, cache_simu
 # --- Anthropic: explicit caching ----------------------------------------------------------------------------
 
 
-def _with_prompt_cache(original: Callable[[dict[str, Any], str], dict[str, Any]]):
-    """What ``runner.model_settings`` lacks: pydantic-ai's unified ``cache`` setting for Anthropic agents."""
-
-    def model_settings(llm_config: dict[str, Any], provider_type: str) -> dict[str, Any]:
-        settings = dict(original(llm_config, provider_type))
-        if provider_type == "anthropic":
-            settings["cache"] = True
-        return settings
-
-    return model_settings
-
-
 @pytest.fixture(scope="module")
 def anthropic_run(airflow_db, cache_simulator) -> dict[str, Any]:
-    from erp_agents.triggers import runner
-
     with pytest.MonkeyPatch.context() as monkeypatch:
         _connect(monkeypatch, cache_simulator)
-        monkeypatch.setattr(runner, "model_settings", _with_prompt_cache(runner.model_settings))
-        return _run_workflow(cache_simulator, "cached_tokens_anthropic", "claude-sonnet-4-5", "anthropic")
+        return _run_workflow(cache_simulator, "cached_tokens_anthropic", "claude-sonnet-4-5", "anthropic",
+                             prompt_cache=True)
 
 
 def test_anthropic_cache_control_tool_round_reads_the_cache(anthropic_run):
@@ -193,8 +180,6 @@ def test_anthropic_cache_control_tool_round_reads_the_cache(anthropic_run):
     assert record["cost_usd"] < float(_price(requests, "anthropic", cache=False))
 
 
-@pytest.mark.xfail(strict=True, reason="GovernedModel passes genai-prices only cache_read_tokens: Anthropic cache "
-                                       "writes (RequestUsage.cache_write_tokens, 1.25x input) are priced as input")
 def test_anthropic_cost_is_the_price_of_reads_and_writes(anthropic_run):
     requests, record = anthropic_run["requests"], anthropic_run["record"]
     full = _price(requests, "anthropic")

@@ -23,6 +23,7 @@ class TokenCounts:
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 def bare_model_name(model: str) -> str:
@@ -47,6 +48,7 @@ def price_usd(
         input_tokens=tokens.input_tokens,
         output_tokens=tokens.output_tokens,
         cache_read_tokens=tokens.cache_read_tokens or None,
+        cache_write_tokens=tokens.cache_write_tokens or None,
     )
     try:
         calc = calc_price(usage, name, provider_id=_GENAI_PROVIDER.get(provider_type or ""))

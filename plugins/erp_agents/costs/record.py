@@ -19,6 +19,7 @@ class RequestCost:
     cache_read_tokens: int
     cost_usd: float
     latency_s: float
+    cache_write_tokens: int = 0
 
 
 @dataclass
@@ -33,6 +34,7 @@ class CostRecord:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
     cost_usd: float = 0.0
     calls: int = 0
     failed_calls: int = 0
@@ -49,6 +51,7 @@ class CostRecord:
         self.input_tokens += request.input_tokens
         self.output_tokens += request.output_tokens
         self.cache_read_tokens += request.cache_read_tokens
+        self.cache_write_tokens += request.cache_write_tokens
         self.cost_usd = round(self.cost_usd + request.cost_usd, 10)
         self.latency_s = round(self.latency_s + request.latency_s, 6)
 

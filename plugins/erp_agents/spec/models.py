@@ -73,6 +73,11 @@ class LLMConfig(_Spec):
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, gt=0)
     top_p: float | None = Field(None, gt=0, le=1)
+    prompt_cache: bool | Literal["5m", "30m", "1h", "12h"] = Field(
+        False,
+        description="Let the provider cache the stable prompt prefix (instructions, tools, conversation); "
+        "a retention tier may be named. Anthropic caches only when asked; OpenAI caches long prompts anyway.",
+    )
 
 
 class InlineFunction(_Spec):

@@ -36,6 +36,8 @@ def model_settings(llm_config: dict[str, Any], provider_type: str) -> ModelSetti
     for key in ("temperature", "max_tokens", "top_p"):
         if llm_config.get(key) is not None:
             settings[key] = llm_config[key]  # type: ignore[literal-required]
+    if llm_config.get("prompt_cache"):
+        settings["cache"] = llm_config["prompt_cache"]
     if provider_type == "anthropic":
         # Anthropic requires max_tokens; a bounded default also keeps the call a plain request.
         settings.setdefault("max_tokens", ANTHROPIC_DEFAULT_MAX_TOKENS)
