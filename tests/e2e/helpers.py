@@ -7,6 +7,21 @@ from typing import Any
 
 from genai_prices import Usage, calc_price
 
+# The engine config the end-to-end specs run under: one provider per wire format.
+ENGINE = """
+kind: EngineConfig
+version: 1
+default_provider: openai
+providers:
+  openai: {type: openai, conn_id: openai_default}
+  anthropic: {type: anthropic, conn_id: anthropic_default}
+  gateway: {type: openai_compatible, conn_id: gateway_default}
+  responses: {type: openai, conn_id: openai_default, openai_api: responses}
+  common_ai: {type: pydanticai, conn_id: pydanticai_sim}
+cost_config:
+  model_costs: {llama-3.1-70b: {input: 0.0009, output: 0.0009}}
+"""
+
 
 def xcoms(dag_id: str, run_id: str, key: str) -> dict[str, Any]:
     from airflow.models.xcom import XComModel

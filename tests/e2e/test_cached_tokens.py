@@ -26,24 +26,11 @@ from erp_agents.costs.record import COST_XCOM_KEY
 from include.llm_simulator.testing import SimulatorHandle, running_simulator
 from tests.conftest import EXTRA_DAGS
 from tests.e2e.conftest import SIM_KEY
-from tests.e2e.helpers import xcoms
+from tests.e2e.helpers import ENGINE, xcoms
 
 CACHE_MIN_TOKENS = 256
 TASK = "hr.payroll_export"
 
-ENGINE = """
-kind: EngineConfig
-version: 1
-default_provider: openai
-providers:
-  openai: {type: openai, conn_id: openai_default}
-  anthropic: {type: anthropic, conn_id: anthropic_default}
-  gateway: {type: openai_compatible, conn_id: gateway_default}
-  responses: {type: openai, conn_id: openai_default, openai_api: responses}
-  common_ai: {type: pydanticai, conn_id: pydanticai_sim}
-cost_config:
-  model_costs: {llama-3.1-70b: {input: 0.0009, output: 0.0009}}
-"""
 
 # About 400 simulated tokens: a prompt prefix long enough to be worth caching.
 SYSTEM_PROMPT = " ".join(f"Rule {i}: quote every amount exactly as the payroll register states it." for i in range(30))

@@ -17,25 +17,12 @@ from airflow.dag_processing.dagbag import DagBag
 
 from include.llm_simulator.testing import SimulatorHandle, running_simulator
 from tests.conftest import EXTRA_DAGS
-from tests.e2e.helpers import expected_cost, xcoms
+from tests.e2e.helpers import ENGINE, expected_cost, xcoms
 
 # Not shaped like an OpenAI/Anthropic key, so the error redaction patterns cannot be what hides it.
 COMMON_AI_KEY = "pydanticai-Secret-0f9e8d7c6b5a4321"
 WRONG_KEY = "pydanticai-Wrong-11aa22bb33cc44dd"
 
-ENGINE = """
-kind: EngineConfig
-version: 1
-default_provider: openai
-providers:
-  openai: {type: openai, conn_id: openai_default}
-  anthropic: {type: anthropic, conn_id: anthropic_default}
-  gateway: {type: openai_compatible, conn_id: gateway_default}
-  responses: {type: openai, conn_id: openai_default, openai_api: responses}
-  common_ai: {type: pydanticai, conn_id: pydanticai_sim}
-cost_config:
-  model_costs: {llama-3.1-70b: {input: 0.0009, output: 0.0009}}
-"""
 
 WORKFLOW = """
 kind: Workflow

@@ -14,19 +14,8 @@ from airflow.dag_processing.dagbag import DagBag
 
 from tests.conftest import EXTRA_DAGS
 from tests.e2e.conftest import SIM_KEY
-from tests.e2e.helpers import xcoms
+from tests.e2e.helpers import ENGINE, xcoms
 
-ENGINE = """
-kind: EngineConfig
-version: 1
-default_provider: openai
-providers:
-  openai: {type: openai, conn_id: openai_default}
-  anthropic: {type: anthropic, conn_id: anthropic_default}
-  gateway: {type: openai_compatible, conn_id: gateway_default}
-cost_config:
-  model_costs: {llama-3.1-70b: {input: 0.0009, output: 0.0009}}
-"""
 
 WORKFLOW = """
 kind: Workflow
