@@ -8,9 +8,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from erp_agents.spec import loader
+from erp_agents.spec import yaml_reader as reader
 
-HAS_LIBYAML = loader._CParser is not None
+HAS_LIBYAML = reader._CParser is not None
 PARSERS = [
     pytest.param("libyaml", marks=pytest.mark.skipif(not HAS_LIBYAML, reason="PyYAML was built without libyaml")),
     "python",
@@ -19,12 +19,12 @@ PARSERS = [
 
 @contextmanager
 def using_parser(name: str) -> Iterator[None]:
-    before = loader.USE_LIBYAML
-    loader.USE_LIBYAML = name == "libyaml"
+    before = reader.USE_LIBYAML
+    reader.USE_LIBYAML = name == "libyaml"
     try:
         yield
     finally:
-        loader.USE_LIBYAML = before
+        reader.USE_LIBYAML = before
 
 
 @pytest.fixture(params=PARSERS)

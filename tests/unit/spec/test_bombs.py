@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from erp_agents.exceptions import SpecError
-from erp_agents.spec.loader import MAX_DEPTH, MAX_LINES, MAX_NODES, MAX_SPEC_BYTES, MAX_YAML_NODES, load_spec_text
+from erp_agents.spec.loader import load_spec_text
+from erp_agents.spec.yaml_reader import MAX_DEPTH, MAX_LINES, MAX_NODES, MAX_SPEC_BYTES, MAX_YAML_NODES
 from erp_agents.spec.models import Workflow
 
 FILE = "bomb.yaml"

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from erp_agents.exceptions import SpecError
-from erp_agents.spec import loader
+from erp_agents.spec import yaml_reader as reader
 from erp_agents.spec.loader import load_spec_text, parse_yaml
 from erp_agents.spec.models import EngineConfig, Workflow
 
@@ -232,15 +232,15 @@ def _outcome(text: str) -> tuple[str, Any]:
 
 
 def _the_long_way(parser: Any, file: str) -> NoReturn:
-    raise loader._NotPlain
+    raise reader._NotPlain
 
 
-@pytest.mark.skipif(loader._CParser is None, reason="the short way needs libyaml")
+@pytest.mark.skipif(reader._CParser is None, reason="the short way needs libyaml")
 @FUZZ
 @given(st.one_of(mutated_text(), mutated_data()))
 def test_the_short_and_the_long_way_agree(text):
     short = _outcome(text)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(loader, "_load_plain", _the_long_way)
+        patch.setattr(reader, "_load_plain", _the_long_way)
         long = _outcome(text)
     assert short == long

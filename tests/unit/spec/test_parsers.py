@@ -9,11 +9,12 @@ import pytest
 import yaml
 
 from erp_agents.exceptions import SpecError
-from erp_agents.spec import loader
-from erp_agents.spec.loader import MAX_LINES, MAX_SPEC_BYTES, MAX_YAML_NODES, load_spec_text, parse_yaml
+from erp_agents.spec import yaml_reader as reader
+from erp_agents.spec.loader import load_spec_text, parse_yaml
+from erp_agents.spec.yaml_reader import MAX_LINES, MAX_SPEC_BYTES, MAX_YAML_NODES
 from erp_agents.spec.models import Workflow
 
-HAS_LIBYAML = loader._CParser is not None
+HAS_LIBYAML = reader._CParser is not None
 SPEC_DIR = Path(__file__).resolve().parents[3] / "dags" / "specs"
 SPECS = sorted(SPEC_DIR.rglob("*.yaml"))
 # Aliases, merge keys and tags other than str/int/float/bool/null take the long way through
@@ -28,12 +29,12 @@ ODD_DOCUMENTS = {
 
 
 def _located(text: str, use_libyaml: bool) -> tuple[object, dict]:
-    before = loader.USE_LIBYAML
-    loader.USE_LIBYAML = use_libyaml
+    before = reader.USE_LIBYAML
+    reader.USE_LIBYAML = use_libyaml
     try:
         doc = parse_yaml(text, "x.yaml")
     finally:
-        loader.USE_LIBYAML = before
+        reader.USE_LIBYAML = before
     return doc.data, doc.marks
 
 
@@ -136,13 +137,13 @@ def test_a_thousand_agent_spec_is_within_every_limit(yaml_parser):
 def test_without_libyaml_the_pure_python_parser_is_used(monkeypatch):
     used = []
 
-    class Spy(loader._PyParser):
+    class Spy(reader._PyParser):
         def __init__(self, text: str) -> None:
             used.append(text)
             super().__init__(text)
 
-    monkeypatch.setattr(loader, "_CParser", None)
-    monkeypatch.setattr(loader, "_PyParser", Spy)
+    monkeypatch.setattr(reader, "_CParser", None)
+    monkeypatch.setattr(reader, "_PyParser", Spy)
     text = (SPEC_DIR / "basic_workflow.yaml").read_text(encoding="utf-8")
     assert isinstance(load_spec_text(text, "x.yaml"), Workflow)
     assert used == [text]
