@@ -30,6 +30,10 @@ if TYPE_CHECKING:
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 LOG_TAIL_LINES = 20
+# Engine-registered DAGs belong to a DAG bundle of their own with an empty folder. dag.test()
+# re-parses the bundle that owns the DAG before each run; with the user's dags folder as owner,
+# every run would parse every DAG file, and concurrent first runs would race to insert the same rows.
+ENGINE_BUNDLE = "erp-agents-engine"
 
 
 class OrchestrationEngine:
@@ -154,10 +158,15 @@ class RunProcess:
 
     @property
     def env(self) -> dict[str, str]:
-        """This process's environment (connections included) with erp_agents importable."""
+        """This process's environment (connections included), erp_agents importable, and the
+        configured DAG bundles plus the engine's own."""
         root = str(PACKAGE_DIR.parent)
         path = os.environ.get("PYTHONPATH", "")
-        return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, path]))}
+        return {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, path])),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(_bundles_with_engine_bundle()),
+        }
 
     def result(self, returncode: int) -> WorkflowResult:
         result_file = self.folder / "result.json"
@@ -192,18 +201,30 @@ def read_result(dag_id: str, run_id: str) -> WorkflowResult:
 
 def _record_dag(dag: DAG) -> None:
     """Write the DAG to the metadata DB the way the dag-processor does after parsing a file."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.collection import update_dag_parsing_results_in_db
+    from airflow.models.dagbundle import DagBundleModel
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
     from airflow.utils.session import create_session
 
-    manager = DagBundlesManager()
-    manager.sync_bundles_to_db()
-    bundle = next(iter(manager.get_all_dag_bundles()))
     with create_session() as session:
+        if session.get(DagBundleModel, ENGINE_BUNDLE) is None:
+            session.add(DagBundleModel(name=ENGINE_BUNDLE))
+            session.flush()
         update_dag_parsing_results_in_db(
-            bundle.name, None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session, files_parsed=set()
+            ENGINE_BUNDLE, None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session, files_parsed=set()
         )
+
+
+def _bundles_with_engine_bundle() -> list[dict[str, Any]]:
+    from airflow.configuration import conf
+
+    from airflow.configuration import AIRFLOW_HOME
+
+    folder = Path(AIRFLOW_HOME) / "erp_agents_engine_bundle"
+    folder.mkdir(parents=True, exist_ok=True)
+    bundles = [b for b in conf.getjson("dag_processor", "dag_bundle_config_list") or [] if b["name"] != ENGINE_BUNDLE]
+    classpath = "airflow.dag_processing.bundles.local.LocalDagBundle"
+    return [*bundles, {"name": ENGINE_BUNDLE, "classpath": classpath, "kwargs": {"path": str(folder)}}]
 
 
 def _engine_log_folder() -> Path:
