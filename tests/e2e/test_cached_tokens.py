@@ -14,19 +14,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
-from genai_prices import Usage, calc_price
 
 from erp_agents.costs.record import COST_XCOM_KEY
 from include.llm_simulator.testing import SimulatorHandle, running_simulator
-from tests.conftest import EXTRA_DAGS
 from tests.e2e.conftest import SIM_KEY
-from tests.e2e.helpers import ENGINE, xcoms
+from tests.e2e.helpers import expected_cost, spec_in_test_bundle, xcoms
 
 CACHE_MIN_TOKENS = 256
 TASK = "hr.payroll_export"
@@ -70,30 +65,14 @@ def _connect(monkeypatch: pytest.MonkeyPatch, sim: SimulatorHandle) -> None:
 def _run_workflow(sim: SimulatorHandle, name: str, model: str, provider: str, prompt_cache: bool = False) -> dict[str, Any]:
     """Run a one-agent workflow; its DAG's spec is removed afterwards. Returns the log and the cost record."""
     sim.reset()
-    (EXTRA_DAGS / "specs" / "engine.yaml").write_text(ENGINE)
-    spec: Path = EXTRA_DAGS / "specs" / f"{name}.yaml"
-    spec.write_text(WORKFLOW.format(name=name, model=model, provider=provider, system=json.dumps(SYSTEM_PROMPT),
-                                    prompt_cache=json.dumps(prompt_cache)))
-    try:
-        dag = DagBag(dag_folder=str(EXTRA_DAGS)).dags[name]
+    spec = WORKFLOW.format(name=name, model=model, provider=provider, system=json.dumps(SYSTEM_PROMPT),
+                           prompt_cache=json.dumps(prompt_cache))
+    with spec_in_test_bundle(name, spec) as dag:
         run = dag.test()
-    finally:
-        spec.unlink(missing_ok=True)
     assert run.state == "success"
     return {"requests": sim.requests(), "record": xcoms(dag.dag_id, run.run_id, COST_XCOM_KEY)[TASK]}
 
 
-def _price(requests: list[dict[str, Any]], provider: str, *, cache: bool = True) -> Decimal:
-    """genai-prices' price of the simulator's own usage counts, with or without the cache figures."""
-    total = Decimal(0)
-    for request in requests:
-        usage = request["usage"]
-        total += calc_price(Usage(
-            input_tokens=usage["input_tokens"], output_tokens=usage["output_tokens"],
-            cache_read_tokens=(usage.get("cache_read_tokens") or None) if cache else None,
-            cache_write_tokens=(usage.get("cache_write_tokens") or None) if cache else None,
-        ), request["model"], provider_id=GENAI_PROVIDER[provider]).total_price
-    return total
 
 
 def _assert_record_carries_the_logged_cache_reads(result: dict[str, Any]) -> None:
@@ -130,8 +109,8 @@ def test_openai_tool_round_reads_the_cache_and_costs_less(airflow_db, cache_simu
         details = answer["response"]["usage"]["input_tokens_details"]
     assert details["cached_tokens"] == answer["usage"]["cache_read_tokens"]
 
-    assert math.isclose(record["cost_usd"], float(_price(requests, provider)), rel_tol=1e-9)
-    assert record["cost_usd"] < float(_price(requests, provider, cache=False))
+    assert math.isclose(record["cost_usd"], float(expected_cost(requests, GENAI_PROVIDER[provider])), rel_tol=1e-9)
+    assert record["cost_usd"] < float(expected_cost(requests, GENAI_PROVIDER[provider], cache=False))
 
 
 # --- Anthropic: explicit caching ----------------------------------------------------------------------------
@@ -164,11 +143,11 @@ def test_anthropic_cache_control_tool_round_reads_the_cache(anthropic_run):
         answer["usage"]["input_tokens"]
 
     # The cached reads got the cache-read rate: the run cost less than the same tokens uncached.
-    assert record["cost_usd"] < float(_price(requests, "anthropic", cache=False))
+    assert record["cost_usd"] < float(expected_cost(requests, "anthropic", cache=False))
 
 
 def test_anthropic_cost_is_the_price_of_reads_and_writes(anthropic_run):
     requests, record = anthropic_run["requests"], anthropic_run["record"]
-    full = _price(requests, "anthropic")
-    assert full < _price(requests, "anthropic", cache=False)  # caching pays off even with the writes' premium
+    full = expected_cost(requests, "anthropic")
+    assert full < expected_cost(requests, "anthropic", cache=False)  # caching pays off even with the writes' premium
     assert math.isclose(record["cost_usd"], float(full), rel_tol=1e-9)

@@ -9,55 +9,19 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.dag_processing.dagbag import DagBag
 
 from include.llm_simulator.testing import SimulatorHandle, running_simulator
-from tests.conftest import EXTRA_DAGS
-from tests.e2e.helpers import ENGINE, expected_cost, xcoms
+from tests.e2e.helpers import CLOSE_WORKFLOW, expected_cost, spec_in_test_bundle, xcoms
 
 # Not shaped like an OpenAI/Anthropic key, so the error redaction patterns cannot be what hides it.
 COMMON_AI_KEY = "pydanticai-Secret-0f9e8d7c6b5a4321"
 WRONG_KEY = "pydanticai-Wrong-11aa22bb33cc44dd"
 
-
-WORKFLOW = """
-kind: Workflow
-version: 1
-name: {name}
-module: Finance
-params: {{period: "2026-10"}}
-agents:
-  - name: payroll_export
-    module: HR
-    llm_config: {{model: "{model}", provider: {provider}, max_tokens: 700}}
-    system_prompt: You are the payroll accountant. Quote amounts exactly.
-    prompt_template: |
-      Use get_payroll_summary({{"period": "{{{{ params.period }}}}"}}) for the payroll register.
-    tools: [hr.get_payroll_summary]
-  - name: cash_check
-    module: Finance
-    llm_config: {{model: "{model}", provider: {provider}, max_tokens: 500}}
-    prompt_template: |
-      Payroll: {{{{ agents.payroll_export.output }}}}
-      Use get_ledger_balance({{"account": "1000"}}) and state closing cash.
-    dependencies: [HR.payroll_export]
-    tools: [finance.get_ledger_balance]
-  - name: close_verdict
-    module: Finance
-    llm_config: {{model: "{model}", provider: {provider}, max_tokens: 300}}
-    prompt_template: "Give the close verdict for: {{{{ agents.cash_check.output }}}}"
-    dependencies: [cash_check]
-    output_schema:
-      type: object
-      properties:
-        verdict: {{type: string, enum: [reconciled, adjustments_needed]}}
-        closing_cash: {{type: number}}
-      required: [verdict, closing_cash]
-"""
 
 OPENERS = {
     "Use get_payroll_summary": "hr.payroll_export",
@@ -68,19 +32,10 @@ OPENERS = {
 
 @pytest.fixture
 def write_workflow() -> Iterator[Any]:
-    """Write the engine and a workflow spec into the test DAG bundle; remove the spec afterwards."""
-    written: list[Path] = []
-
-    def write(name: str, model: str, provider: str):
-        (EXTRA_DAGS / "specs" / "engine.yaml").write_text(ENGINE)
-        path = EXTRA_DAGS / "specs" / f"{name}.yaml"
-        path.write_text(WORKFLOW.format(name=name, model=model, provider=provider))
-        written.append(path)
-        return DagBag(dag_folder=str(EXTRA_DAGS)).dags[name]
-
-    yield write
-    for path in written:
-        path.unlink(missing_ok=True)
+    """The DAG of CLOSE_WORKFLOW on a model and provider, from the test DAG bundle; removed afterwards."""
+    with ExitStack() as stack:
+        yield lambda name, model, provider: stack.enter_context(
+            spec_in_test_bundle(name, CLOSE_WORKFLOW.format(name=name, model=model, provider=provider)))
 
 
 # --- reading the simulator's log --------------------------------------------------------------------------

@@ -10,49 +10,16 @@ import json
 
 import pytest
 
-from airflow.dag_processing.dagbag import DagBag
 
-from tests.conftest import EXTRA_DAGS
 from tests.e2e.conftest import SIM_KEY
-from tests.e2e.helpers import ENGINE, xcoms
+from tests.e2e.helpers import CLOSE_WORKFLOW, spec_in_test_bundle, xcoms
 
 
-WORKFLOW = """
-kind: Workflow
-version: 1
-name: wire_{provider}
-module: Finance
-params: {{period: "2026-10"}}
-agents:
-  - name: payroll_export
-    module: HR
-    llm_config: {{model: {model}, provider: {provider}, max_tokens: 700}}
-    system_prompt: You are the payroll accountant. Quote amounts exactly.
-    prompt_template: |
-      Use get_payroll_summary({{"period": "{{{{ params.period }}}}"}}) for the payroll register.
-    tools: [hr.get_payroll_summary]
-  - name: cash_check
-    module: Finance
-    llm_config: {{model: {model}, provider: {provider}, max_tokens: 500}}
-    prompt_template: |
-      Payroll: {{{{ agents.payroll_export.output }}}}
-      Use get_ledger_balance({{"account": "1000"}}) and state closing cash.
-    dependencies: [HR.payroll_export]
-    tools: [finance.get_ledger_balance]
-  - name: close_verdict
-    module: Finance
-    llm_config: {{model: {model}, provider: {provider}, max_tokens: 300}}
-    prompt_template: "Give the close verdict for: {{{{ agents.cash_check.output }}}}"
-    dependencies: [cash_check]
-    output_schema:
-      type: object
-      properties:
-        verdict: {{type: string, enum: [reconciled, adjustments_needed]}}
-        closing_cash: {{type: number}}
-      required: [verdict, closing_cash]
+# The close workflow plus an agent that reads a field of the structured verdict.
+WORKFLOW = CLOSE_WORKFLOW + """\
   - name: board_note
     module: Finance
-    llm_config: {{model: {model}, provider: {provider}, max_tokens: 300}}
+    llm_config: {{model: "{model}", provider: {provider}, max_tokens: 300}}
     prompt_template: "Verdict {{{{ agents.close_verdict.output.verdict }}}}; full: {{{{ agents.close_verdict.output }}}}"
     dependencies: [close_verdict]
 """
@@ -98,10 +65,9 @@ def _has_tool_results(request: dict) -> bool:
 def test_erp_workflow_on_each_wire_format(airflow_db, connections, provider):
     sim = connections
     model, api = CASES[provider]
-    (EXTRA_DAGS / "specs" / "engine.yaml").write_text(ENGINE)
-    (EXTRA_DAGS / "specs" / f"wire_{provider}.yaml").write_text(WORKFLOW.format(provider=provider, model=model))
-    dag = DagBag(dag_folder=str(EXTRA_DAGS)).dags[f"wire_{provider}"]
-    run = dag.test()
+    name = f"wire_{provider}"
+    with spec_in_test_bundle(name, WORKFLOW.format(name=name, provider=provider, model=model)) as dag:
+        run = dag.test()
     assert run.state == "success"
 
     requests = sim.requests()
