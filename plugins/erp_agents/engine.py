@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from erp_agents.clients import LLMClient
+from erp_agents.engine_run import dag_of
 from erp_agents.exceptions import ErpAgentsError
 from erp_agents.results import WorkflowResult
 from erp_agents.spec.models import EngineConfig, Workflow
@@ -60,13 +61,11 @@ class OrchestrationEngine:
         self.llm_client = llm_client
         self._initialize_db = initialize_db
         self._db_ready = False
-        self._dags: dict[str, DAG] = {}
-        self._workflows: dict[str, Workflow] = {}
-        self._sources: dict[str, str] = {}
+        self._registered: dict[str, tuple[Workflow, str]] = {}  # dag_id -> (workflow, source file)
 
     @property
     def workflows(self) -> dict[str, Workflow]:
-        return dict(self._workflows)
+        return {dag_id: workflow for dag_id, (workflow, _) in self._registered.items()}
 
     def register_workflow(self, workflow: Workflow, *, source: str | None = None) -> str:
         """Validate and build the workflow's DAG, record it in Airflow; returns its id (the dag_id).
@@ -74,17 +73,11 @@ class OrchestrationEngine:
         ``source`` is the file whose code the Airflow UI shows (default: the calling file).
         Raises SpecError (agent and field named) on a dependency cycle or unknown dependency.
         """
-        from erp_agents.factory.render import build_dag
-
         source = source or caller_file()
-        dag = build_dag(workflow, self.config, source=source)
-        dag.fileloc = source
-        dag.relative_fileloc = Path(source).name
+        dag = dag_of(workflow, self.config, source)
         self._ensure_db()
         _record_dag(dag)
-        self._dags[dag.dag_id] = dag
-        self._workflows[dag.dag_id] = workflow
-        self._sources[dag.dag_id] = source
+        self._registered[dag.dag_id] = (workflow, source)
         return dag.dag_id
 
     def execute_workflow(
@@ -104,12 +97,12 @@ class OrchestrationEngine:
         self, workflow_id: str, *, params: dict[str, Any] | None = None, logical_date: datetime | None = None
     ) -> RunProcess:
         """The child process that runs one DAG run (see engine_run), and where its files go."""
-        self._dag(workflow_id)
+        workflow, source = self._registered_workflow(workflow_id)
         folder = Path(tempfile.mkdtemp(prefix=f"{workflow_id}-", dir=_engine_log_folder()))
         request = {
-            "workflow": self._workflows[workflow_id].model_dump(mode="json"),
+            "workflow": workflow.model_dump(mode="json"),
             "engine": self.config.model_dump(mode="json"),
-            "source": self._sources[workflow_id],
+            "source": source,
             "params": params,
             "logical_date": logical_date.isoformat() if logical_date else None,
         }
@@ -120,17 +113,17 @@ class OrchestrationEngine:
         """The latest run's summary (status, reason, per-agent cost), or ``registered`` before any run."""
         from erp_agents.monitoring.report import load_summary
 
-        self._dag(workflow_id)
+        self._registered_workflow(workflow_id)
         try:
             return load_summary(workflow_id)
         except LookupError as exc:
             return {"workflow": workflow_id, "status": "registered", "reason": str(exc)}
 
-    def _dag(self, workflow_id: str) -> DAG:
+    def _registered_workflow(self, workflow_id: str) -> tuple[Workflow, str]:
         try:
-            return self._dags[workflow_id]
+            return self._registered[workflow_id]
         except KeyError:
-            known = ", ".join(sorted(self._dags)) or "none"
+            known = ", ".join(sorted(self._registered)) or "none"
             raise KeyError(f"workflow {workflow_id!r} is not registered; registered: {known}") from None
 
     def _ensure_db(self) -> None:

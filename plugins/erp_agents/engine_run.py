@@ -12,18 +12,28 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from erp_agents.spec.models import EngineConfig, Workflow
+
+if TYPE_CHECKING:
+    from airflow.sdk import DAG
+
+
+def dag_of(workflow: Workflow, engine: EngineConfig, source: str) -> DAG:
+    """The workflow's DAG as the engine records and runs it: its code is ``source``'s (the UI shows it)."""
+    from erp_agents.factory.render import build_dag
+
+    dag = build_dag(workflow, engine, source=source)
+    dag.fileloc = source
+    dag.relative_fileloc = Path(source).name
+    return dag
 
 
 def run_request(request: dict[str, Any]) -> str:
     """Build the DAG from the request and run it once; returns the run id."""
-    from erp_agents.factory.render import build_dag
-    from erp_agents.spec.models import EngineConfig, Workflow
-
     workflow = Workflow.model_validate(request["workflow"])
-    dag = build_dag(workflow, EngineConfig.model_validate(request["engine"]), source=request["source"])
-    dag.fileloc = request["source"]
-    dag.relative_fileloc = Path(request["source"]).name
+    dag = dag_of(workflow, EngineConfig.model_validate(request["engine"]), request["source"])
     logical_date = datetime.fromisoformat(request["logical_date"]) if request.get("logical_date") else None
     run = dag.test(logical_date=logical_date, run_conf=request.get("params") or None)
     return run.run_id
