@@ -188,7 +188,7 @@ def read_result(dag_id: str, run_id: str) -> WorkflowResult:
                 XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
             )
         ).all()
-    outputs = {task_id: {"output": agent_output(value)} for task_id, value in rows if task_id in summary["per_agent"]}
+    outputs = {task_id: agent_output(value) for task_id, value in rows if task_id in summary["per_agent"]}
     return WorkflowResult.from_summary(summary, outputs)
 
 

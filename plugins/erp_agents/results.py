@@ -48,17 +48,16 @@ class WorkflowResult:
 
     @classmethod
     def from_summary(cls, summary: dict[str, Any], outputs: dict[str, Any]) -> WorkflowResult:
-        """Build from the workflow_summary XCom and the agents' return_value XComs (by task id)."""
+        """Build from the workflow_summary XCom and the agents' outputs (by task id)."""
         agents = {}
         for task_id, row in summary["per_agent"].items():
             name = task_id.rsplit(".", 1)[-1]
-            envelope = outputs.get(task_id)
             agents[name] = AgentResult(
                 task_id=task_id,
                 name=name,
                 state=row["state"],
                 critical=row["critical"],
-                output=envelope.get("output") if isinstance(envelope, dict) else None,
+                output=outputs.get(task_id),
                 cost=row["cost_usd"],
                 input_tokens=row["input_tokens"],
                 output_tokens=row["output_tokens"],

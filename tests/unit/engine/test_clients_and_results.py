@@ -52,7 +52,7 @@ def test_result_from_summary_keys_agents_by_name():
                      "output_tokens": 0, "calls": 0, "latency_s": 0.0},
         },
     }
-    result = WorkflowResult.from_summary(summary, {"finance.a": {"output": {"total": 3}}})
+    result = WorkflowResult.from_summary(summary, {"finance.a": {"total": 3}})
     assert result.status is WorkflowStatus.PARTIAL and result.status.value == "partial"
     assert result.agent_results["a"].output == {"total": 3} and result.agent_results["a"].succeeded
     assert result.agent_results["b"].output is None and not result.agent_results["b"].succeeded
