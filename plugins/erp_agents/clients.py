@@ -31,10 +31,6 @@ class LLMClient:
     conn_type: ClassVar[str] = "openai"
 
     @property
-    def provider_name(self) -> str:
-        return self.provider_type
-
-    @property
     def connection_id(self) -> str:
         return self.conn_id or f"erp_agents_{self.provider_type}"
 

@@ -53,7 +53,7 @@ class OrchestrationEngine:
     ) -> None:
         config = config or EngineConfig()
         if llm_client is not None:
-            name = llm_client.provider_name
+            name = llm_client.provider_type
             providers = {**config.providers, name: llm_client.provider_config()}
             config = config.model_copy(update={"providers": providers, "default_provider": name})
             llm_client.expose()
