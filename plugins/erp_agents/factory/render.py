@@ -47,7 +47,7 @@ def render_dag(plan: DagPlan) -> DAG:
                 retry_exponential_backoff=task.retry_exponential_backoff,
                 max_retry_delay=timedelta(seconds=task.max_retry_delay_s),
                 execution_timeout=timedelta(seconds=task.execution_timeout_s),
-                **({"pool": task.pool} if task.pool else {}),
+                pool=task.pool,
                 doc_md=task.agent.description or None,
             )
         for task in plan.tasks:

@@ -77,3 +77,14 @@ def test_agent_pool_defaults_to_its_providers_pool():
     ])
     assert {t.agent.name: t.pool for t in plan_workflow(workflow, engine).tasks} == {"a": "openai_pool", "b": "batch"}
     assert {t.pool for t in plan_workflow(workflow).tasks} == {None, "batch"}
+
+
+def test_rendered_tasks_take_their_pool():
+    from erp_agents import Agent, Workflow, build_dag
+
+    workflow = Workflow(name="w", agents=[
+        Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_template="p"),
+        Agent(name="b", llm_config={"model": "gpt-4o-mini"}, prompt_template="p", pool="batch"),
+    ])
+    assert {t.task_id: t.pool for t in build_dag(workflow).tasks} == {
+        "custom.a": "default_pool", "custom.b": "batch", "workflow_summary": "default_pool"}
