@@ -7,15 +7,13 @@ changed after it was validated.
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 SUPPORTED_VERSIONS = (1,)
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
-_NAME_RE = re.compile(NAME_PATTERN)
 
 
 class _Spec(BaseModel):
@@ -35,6 +33,7 @@ class RetryStrategy(str, Enum):
     EXPONENTIAL_BACKOFF = "exponential_backoff"
     LINEAR_BACKOFF = "linear_backoff"
     FIXED_DELAY = "fixed_delay"
+    NO_RETRY = "no_retry"
 
 
 class RetryPolicy(_Spec):
@@ -53,8 +52,15 @@ class RetryPolicy(_Spec):
             raise ValueError("max_delay must be at least base_delay")
         return self
 
+    @property
+    def attempts(self) -> int:
+        """Calls made at most for one request: the first plus its retries (one with NO_RETRY)."""
+        return 1 if self.strategy is RetryStrategy.NO_RETRY else 1 + self.max_retries
+
     def delay_for(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (1-based), without jitter, capped at max_delay."""
+        if self.strategy is RetryStrategy.NO_RETRY:
+            return 0.0
         if self.strategy is RetryStrategy.EXPONENTIAL_BACKOFF:
             delay = self.base_delay * self.exponential_base ** (attempt - 1)
         elif self.strategy is RetryStrategy.LINEAR_BACKOFF:
@@ -110,6 +116,11 @@ class Agent(_Spec):
     cost_limit: float | None = Field(None, gt=0)
     priority: int = Field(5, ge=1, le=100)
     critical: bool = True
+    on_upstream_failure: Literal["skip", "run"] = Field(
+        "skip",
+        description="When an upstream agent failed (partial completion): skip this agent, or run it with "
+        "the missing input rendered as `agents.<name>.failed` true and `output` null.",
+    )
     retry_policy: RetryPolicy | None = None
     output_schema: dict[str, Any] | None = None
     pool: str | None = Field(None, min_length=1, max_length=256)
@@ -126,6 +137,31 @@ class Agent(_Spec):
 
     def tool_names(self) -> tuple[str, ...]:
         return tuple(t if isinstance(t, str) else t.function.name for t in self.tools)
+
+
+class NotifierSpec(_Spec):
+    """One notification target, sent through Airflow's notifier classes."""
+
+    type: Literal["smtp", "webhook"]
+    to: str | None = None
+    url: str | None = None
+    conn_id: str | None = None
+
+    @model_validator(mode="after")
+    def _target_given(self) -> NotifierSpec:
+        if self.type == "smtp" and not self.to:
+            raise ValueError("an smtp notifier needs to: the recipient address")
+        if self.type == "webhook" and not (self.url or self.conn_id):
+            raise ValueError("a webhook notifier needs url or conn_id")
+        return self
+
+
+class Notifications(_Spec):
+    """Who hears about an agent failure, a failed run and a partially completed run."""
+
+    on_agent_failure: tuple[NotifierSpec, ...] = ()
+    on_run_failure: tuple[NotifierSpec, ...] = ()
+    on_partial: tuple[NotifierSpec, ...] = ()
 
 
 class Workflow(_Spec):
@@ -146,6 +182,22 @@ class Workflow(_Spec):
     tags: tuple[str, ...] = ()
     params: dict[str, Any] = Field(default_factory=dict)
     retry_policy: RetryPolicy | None = None
+    rate_limit_config: RateLimitConfig | None = Field(
+        None, description="lowers the engine's limits for this workflow's agents; never raises them"
+    )
+    notifications: Notifications | None = None
+
+    @field_validator("cost_budget")
+    @classmethod
+    def _agent_limits_within_budget(cls, budget: float | None, info: ValidationInfo) -> float | None:
+        if budget is None:
+            return budget
+        for agent in info.data.get("agents") or ():
+            if agent.cost_limit is not None and agent.cost_limit > budget:
+                raise ValueError(
+                    f"agent {agent.name!r} has cost_limit {agent.cost_limit}, above the workflow's cost_budget {budget}"
+                )
+        return budget
 
     @field_validator("version")
     @classmethod
@@ -171,28 +223,86 @@ class Workflow(_Spec):
         return agents
 
 
-class RateLimitConfig(_Spec):
-    """Limits of one provider account; 0 or null means no limit on that tier."""
+_RATE_FIELDS = ("requests_per_minute", "requests_per_hour", "requests_per_day", "tokens_per_minute",
+                "tokens_per_day", "concurrent_requests")
 
-    requests_per_minute: int | None = Field(60, ge=0)
-    requests_per_hour: int | None = Field(3000, ge=0)
-    requests_per_day: int | None = Field(50000, ge=0)
-    tokens_per_minute: int | None = Field(100000, ge=0)
-    concurrent_requests: int = Field(10, ge=1)
+
+class RateLimitConfig(_Spec):
+    """Limits of one provider account (or one model on it); null means no limit on that tier."""
+
+    requests_per_minute: int | None = Field(60, gt=0)
+    requests_per_hour: int | None = Field(3000, gt=0)
+    requests_per_day: int | None = Field(50000, gt=0)
+    tokens_per_minute: int | None = Field(100000, gt=0)
+    tokens_per_day: int | None = Field(None, gt=0)
+    concurrent_requests: int | None = Field(10, ge=1)
+
+    def explicit(self) -> RateLimitConfig:
+        """Only the tiers written in the spec: a per-model or per-workflow block that names one tier must
+        not bring the seed's defaults for the others with it."""
+        return RateLimitConfig.model_validate({name: getattr(self, name) if name in self.model_fields_set else None
+                                               for name in _RATE_FIELDS})
+
+    def tightest(self, other: RateLimitConfig | None) -> RateLimitConfig:
+        """Field-wise minimum of the tiers ``other`` sets explicitly: what applies when both hold."""
+        if other is None:
+            return self
+        merged: dict[str, int | None] = {}
+        for name in _RATE_FIELDS:
+            mine = getattr(self, name)
+            theirs = getattr(other, name) if name in other.model_fields_set else None
+            merged[name] = theirs if mine is None else mine if theirs is None else min(mine, theirs)
+        return RateLimitConfig.model_validate(merged)
+
+    def raises_above(self, ceiling: RateLimitConfig) -> list[str]:
+        """Fields where this config allows more than ``ceiling`` (a lower layer may only tighten)."""
+        above = []
+        for name in _RATE_FIELDS:
+            mine, limit = getattr(self, name), getattr(ceiling, name)
+            if limit is not None and (mine is None or mine > limit):
+                above.append(name)
+        return above
 
 
 class ModelPrice(_Spec):
-    """USD per 1K tokens, as in the original CostConfig."""
+    """USD per 1K tokens, as in the original CostConfig; cached reads and cache writes optional."""
 
     input: float = Field(ge=0)
     output: float = Field(ge=0)
+    cached_input: float | None = Field(None, ge=0)
+    cache_write: float | None = Field(None, ge=0)
 
 
 class CostConfig(_Spec):
-    """Prices that override genai-prices, and an optional budget across all workflows."""
+    """Prices that override genai-prices, and optional daily budgets across workflows."""
 
     model_costs: dict[str, ModelPrice] = Field(default_factory=dict)
-    global_budget: float | None = Field(None, gt=0)
+    global_budget: float | None = Field(None, gt=0, description="USD per UTC day across all workflows")
+    module_budgets: dict[str, float] = Field(default_factory=dict, description="USD per UTC day per module")
+
+    @field_validator("module_budgets")
+    @classmethod
+    def _positive_module_budgets(cls, value: dict[str, float]) -> dict[str, float]:
+        for module, budget in value.items():
+            if budget <= 0:
+                raise ValueError(f"module budget for {module!r} must be greater than 0")
+        return value
+
+
+class LimiterConfig(_Spec):
+    """Where the rate limiter keeps its windows: the governance store (sql) or Redis."""
+
+    backend: Literal["sql", "redis"] = "sql"
+    url: str | None = Field(None, description="null: the governance store (sql) or redis://127.0.0.1:6379/0")
+    namespace: str = Field("erp_agents", pattern=NAME_PATTERN)
+    lease_seconds: float = Field(60.0, gt=0, description="a concurrency slot whose holder died frees after this")
+
+
+class LedgerConfig(_Spec):
+    """Where the cost ledger lives; null: the governance store."""
+
+    url: str | None = None
+    reservation_ttl_seconds: float = Field(900.0, gt=0)
 
 
 class MonitorConfig(_Spec):
@@ -211,6 +321,7 @@ class ProviderConfig(_Spec):
     type: ProviderType = "openai"
     conn_id: str = "openai_default"
     rate_limit_config: RateLimitConfig | None = None
+    model_rate_limits: dict[str, RateLimitConfig] = Field(default_factory=dict)
     pool: str | None = None
     openai_api: Literal["chat", "responses"] = "chat"
     request_timeout: float = Field(120.0, gt=0)
@@ -247,6 +358,8 @@ class EngineConfig(_Spec):
     monitor_config: MonitorConfig = Field(default_factory=MonitorConfig)
     default_retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
     max_tool_rounds: int = Field(8, ge=1, le=50)
+    limiter: LimiterConfig = Field(default_factory=LimiterConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
 
     @field_validator("version")
     @classmethod
@@ -259,6 +372,34 @@ class EngineConfig(_Spec):
             known = ", ".join(sorted(self.providers)) or "none"
             raise ValueError(f"default_provider {self.default_provider!r} is not among providers: {known}")
         return self
+
+    @model_validator(mode="after")
+    def _model_limits_within_provider(self) -> EngineConfig:
+        for name, provider in self.providers.items():
+            ceiling = self.provider_limits(name)
+            for model, limits in provider.model_rate_limits.items():
+                above = [f for f in limits.explicit().raises_above(ceiling) if f in limits.model_fields_set]
+                if above:
+                    raise ValueError(
+                        f"providers.{name}.model_rate_limits.{model}: {', '.join(above)} above the provider's limit"
+                    )
+        return self
+
+    def provider_limits(self, provider_name: str) -> RateLimitConfig:
+        """The provider's own limits, else the engine-wide ones."""
+        return self.providers[provider_name].rate_limit_config or self.rate_limit_config
+
+    def effective_rate_limits(
+        self, provider_name: str, model: str, workflow_limits: RateLimitConfig | None = None
+    ) -> list[tuple[str, RateLimitConfig]]:
+        """Every limiter scope a call of ``model`` on ``provider_name`` must fit: the provider, and the model
+        when it has limits of its own; a workflow's limits lower both."""
+        scopes = [(f"provider:{provider_name}", self.provider_limits(provider_name).tightest(workflow_limits))]
+        model_limits = self.providers[provider_name].model_rate_limits.get(bare_model_name(model))
+        if model_limits is not None:
+            scope = f"model:{provider_name}:{bare_model_name(model)}"
+            scopes.append((scope, model_limits.explicit().tightest(workflow_limits)))
+        return scopes
 
     def pools(self) -> set[str]:
         """The Airflow pools this config knows: each provider's pool and Airflow's default_pool."""
@@ -277,5 +418,6 @@ class EngineConfig(_Spec):
         return name, self.providers[name]
 
 
-def is_valid_name(value: str) -> bool:
-    return bool(_NAME_RE.match(value))
+def bare_model_name(model: str) -> str:
+    """A model name without its ``provider:`` prefix: how prices and per-model limits are keyed."""
+    return model.split(":", 1)[-1]

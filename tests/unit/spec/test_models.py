@@ -76,3 +76,53 @@ def test_engine_default_provider_must_exist():
 def test_inline_tool_format_accepted():
     agent = _agent(tools=["finance.get_ledger_balance", {"type": "function", "function": {"name": "calculate_sum"}}])
     assert agent.tool_names() == ("finance.get_ledger_balance", "calculate_sum")
+
+
+def test_rate_limits_refuse_zero_and_negative() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    for bad in (0, -5):
+        with pytest.raises(ValidationError, match="greater than 0"):
+            RateLimitConfig(requests_per_minute=bad)
+
+
+def test_per_model_limits_apply_with_the_providers_and_a_workflow_only_lowers() -> None:
+    from erp_agents.spec.models import ProviderConfig
+
+    engine = EngineConfig(providers={"openai": ProviderConfig(
+        rate_limit_config=RateLimitConfig(requests_per_minute=500, concurrent_requests=20),
+        model_rate_limits={"gpt-4o": RateLimitConfig(tokens_per_minute=30_000)},
+    )})
+    scopes = dict(engine.effective_rate_limits("openai", "openai:gpt-4o", RateLimitConfig(requests_per_minute=900,
+                                                                                            concurrent_requests=5)))
+    provider, model = scopes["provider:openai"], scopes["model:openai:gpt-4o"]
+    assert (provider.requests_per_minute, provider.concurrent_requests) == (500, 5)  # 900 cannot raise 500
+    assert (model.tokens_per_minute, model.requests_per_minute, model.concurrent_requests) == (30_000, 900, 5)
+    assert model.requests_per_hour is None  # a model block naming one tier brings no defaults
+    assert list(dict(engine.effective_rate_limits("openai", "gpt-4o-mini"))) == ["provider:openai"]
+
+
+def test_per_model_limit_above_its_provider_is_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    from erp_agents.spec.models import ProviderConfig
+
+    with pytest.raises(ValidationError, match="model_rate_limits.gpt-4o: requests_per_minute above"):
+        EngineConfig(providers={"openai": ProviderConfig(model_rate_limits={
+            "gpt-4o": RateLimitConfig(requests_per_minute=61)})})
+
+
+def test_agent_cost_limit_above_workflow_budget_is_refused() -> None:
+    import pytest
+    from pydantic import ValidationError
+
+    agent = Agent(name="a", llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="x", cost_limit=2.0)
+    with pytest.raises(ValidationError, match="cost_limit 2.0, above the workflow's cost_budget 1.0"):
+        Workflow(name="w", agents=(agent,), cost_budget=1.0)
+
+
+def test_no_retry_means_one_attempt() -> None:
+    assert RetryPolicy(strategy=RetryStrategy.NO_RETRY, max_retries=5).attempts == 1
+    assert RetryPolicy(max_retries=2).attempts == 3
