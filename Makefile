@@ -13,7 +13,7 @@ DEMO_HOME := $(CURDIR)/.airflow
 DEMO_DAG ?= erp_nightly
 DEMO_DATE ?= 2026-10-31
 
-.PHONY: venv demo demo-python test test-fast lint-specs bench-fanout clean
+.PHONY: venv demo up down ps cluster-up cluster-down cluster-ps compose-file demo-python test test-fast lint-specs bench-fanout clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -23,28 +23,37 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
-# Embedded default: SQLite metadata DB, `airflow dags test`, the LLM simulator on localhost.
+# erp_nightly on the embedded deployment (PostgreSQL from a wheel, real scheduler and triggerer),
+# against the LLM simulator at 0.2 s per call; prints the report, peak calls in flight and wall time,
+# and stops everything it started.
 demo: venv
-	export AIRFLOW_HOME=$(DEMO_HOME)
-	export AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins
-	export AIRFLOW__CORE__LOAD_EXAMPLES=False
-	mkdir -p $(DEMO_HOME)
-	echo "==> airflow db migrate ($(DEMO_HOME)/airflow.db)"
-	$(PY) -m airflow db migrate > $(DEMO_HOME)/db-migrate.log 2>&1
-	port=$$($(PY) -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-	echo "==> LLM simulator on 127.0.0.1:$$port"
-	$(PY) -m include.llm_simulator --port $$port --latency 0.2 --log $(DEMO_HOME)/simulator.jsonl \
-		> $(DEMO_HOME)/simulator.log 2>&1 &
-	sim=$$!
-	trap 'kill $$sim 2>/dev/null || true' EXIT
-	for _ in $$(seq 100); do curl -sf http://127.0.0.1:$$port/health > /dev/null && break; sleep 0.2; done
-	export AIRFLOW_CONN_OPENAI_DEFAULT="{\"conn_type\": \"openai\", \"password\": \"sim-demo-key\", \"host\": \"http://127.0.0.1:$$port/v1\"}"
-	echo "==> airflow dags test $(DEMO_DAG) $(DEMO_DATE)   (log: $(DEMO_HOME)/dags-test.log)"
-	$(PY) -m airflow dags test $(DEMO_DAG) $(DEMO_DATE) > $(DEMO_HOME)/dags-test.log 2>&1 || true
-	echo
-	$(PY) -m erp_agents report $(DEMO_DAG)
+	$(PY) -m erp_agents.stack.demo --home $(DEMO_HOME) --dag $(DEMO_DAG)
 
-# The Python examples as scripts: OrchestrationEngine -> dag.test(), against the simulator.
+# Keep the embedded deployment running for the UI (connections come from this shell's AIRFLOW_CONN_*).
+up: venv
+	$(PY) -m erp_agents.stack up --home $(DEMO_HOME)
+
+down: venv
+	$(PY) -m erp_agents.stack down --home $(DEMO_HOME)
+
+ps: venv
+	$(PY) -m erp_agents.stack ps --home $(DEMO_HOME)
+
+# The distributed topology on this machine (CeleryExecutor, two triggerers, two workers, Redis limiter).
+cluster-up: venv
+	$(PY) -m erp_agents.stack.cluster up
+
+cluster-down: venv
+	$(PY) -m erp_agents.stack.cluster down
+
+cluster-ps: venv
+	$(PY) -m erp_agents.stack.cluster ps
+
+# docker-compose.yaml is generated from the same settings as the local cluster.
+compose-file: venv
+	$(PY) -m erp_agents.stack.compose > docker-compose.yaml
+
+# The Python examples as scripts: OrchestrationEngine on the embedded deployment, against the simulator.
 demo-python: venv
 	export AIRFLOW_HOME=$(DEMO_HOME)
 	export AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__PLUGINS_FOLDER=$(CURDIR)/plugins

@@ -12,7 +12,7 @@ From the repo root::
     python -m include.llm_simulator --port 8765 --host 127.0.0.1 \\
         --latency 0.0 --latency-jitter 0.0 --log sim.jsonl --rpm 0 --tpm 0 \\
         --fault-rate 0.0 --fault-kinds 500,timeout,malformed,drop --seed 0 --api-key '' \\
-        --cache-min-tokens 1024
+        --cache-min-tokens 1024 --window-seconds 60 --max-concurrent 0 --no-echo-key
 
 Each flag can also be set with ``LLM_SIM_<FLAG>`` (e.g. ``LLM_SIM_PORT``,
 ``LLM_SIM_LATENCY_JITTER``); the flag wins. ``--log ''`` (the default) keeps
@@ -43,11 +43,17 @@ Behaviour
   A request that neither reads nor writes the cache gets the usage it always did.
 * Auth: ``Authorization: Bearer <key>`` (OpenAI) or ``x-api-key`` (Anthropic)
   must be non-empty, and equal ``--api-key`` when that is set; failures are
-  401 in the provider's error format and never echo the key.
+  401 in the provider's error format and never echo the key, unless
+  ``--echo-key``: then every error message and answer text carries the key
+  (the log carries its hash), so tests that check a key never leaks can fail.
 * Latency: ``latency`` +/- uniform ``latency_jitter`` seconds per admitted
   model request, or the value of the ``x-sim-latency`` request header.
-* Rate limits: exact sliding 60 s window, see ``ratelimit``.
-* Faults: scripted via ``POST /_sim/script`` or random, see ``faults``.
+* Rate limits per API key: exact sliding window of ``--window-seconds`` (60)
+  for ``--rpm``/``--tpm`` and ``--max-concurrent`` requests at once; 429 with
+  ``retry-after``/``retry-after-ms`` and the providers' headers, see ``ratelimit``
+  and ``quota``.
+* Faults: scripted via ``POST /_sim/script``, random, or asked for by the request
+  (``x-sim-fault: 503``, ``x-sim-fault-rate: 0.2``, ``x-sim-fault-kinds``), see ``faults``.
 * Every model request is logged (JSONL + memory), see ``log``.
 
 Test directives

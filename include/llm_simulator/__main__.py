@@ -27,8 +27,10 @@ _FLAGS: tuple[tuple[str, Callable[[str], object], str, str], ...] = (
     ("latency", float, "0.0", "seconds each model request waits"),
     ("latency-jitter", float, "0.0", "uniform +/- jitter added to the latency"),
     ("log", str, "", "JSONL request log path ('' = memory only)"),
-    ("rpm", int, "0", "requests per minute (0 = unlimited)"),
-    ("tpm", int, "0", "tokens per minute (0 = unlimited)"),
+    ("rpm", int, "0", "requests per window per API key (0 = unlimited)"),
+    ("tpm", int, "0", "tokens per window per API key (0 = unlimited)"),
+    ("window-seconds", float, "60", "length of the sliding rate-limit window"),
+    ("max-concurrent", int, "0", "requests served at once per API key (0 = unlimited)"),
     ("fault-rate", float, "0.0", "probability of a random fault per request"),
     ("fault-kinds", str, ",".join(DEFAULT_FAULT_KINDS), "comma list of random fault kinds"),
     ("seed", int, "0", "seed for random faults and latency jitter"),
@@ -64,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         except ValueError:
             raise ValueError(f"{name}={raw!r} is not a valid {getattr(kind, '__name__', 'value')}") from None
         parser.add_argument(f"--{flag}", type=kind, default=value, help=f"{text} [env {name}, default {default!r}]")
+    echo = os.environ.get(env_name("echo-key"), "").strip().lower() in {"1", "true", "yes", "on"}
+    parser.add_argument("--echo-key", action=argparse.BooleanOptionalAction, default=echo,
+                        help="put the request's API key into error bodies and answers (leak tests) "
+                             f"[env {env_name('echo-key')}]")
     return parser
 
 
@@ -75,6 +81,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> SimulatorSettings:
         host=args.host, port=args.port, latency=args.latency, latency_jitter=args.latency_jitter,
         log_path=args.log or None, rpm=args.rpm, tpm=args.tpm, fault_rate=args.fault_rate,
         fault_kinds=kinds, seed=args.seed, api_key=args.api_key or None, cache_min_tokens=args.cache_min_tokens,
+        window_seconds=args.window_seconds, max_concurrent=args.max_concurrent, echo_key=args.echo_key,
     )
 
 

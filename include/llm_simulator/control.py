@@ -55,5 +55,6 @@ async def reset(request: Request) -> dict[str, str]:
 
 @router.get("/stats")
 async def stats(request: Request) -> dict[str, Any]:
-    """Counts by status/model/fault and in-flight concurrency."""
-    return _state(request).log.stats()
+    """Counts by status/model/fault, in-flight concurrency, and the peak concurrency per key hash."""
+    state = _state(request)
+    return {**state.log.stats(), "peak_in_flight_by_key": state.limiter.peaks()}

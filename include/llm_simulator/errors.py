@@ -19,6 +19,7 @@ _OPENAI_TYPES: dict[int, tuple[str, str | None]] = {
     500: ("server_error", None),
     502: ("server_error", None),
     503: ("server_error", "service_unavailable"),
+    504: ("server_error", "gateway_timeout"),
     529: ("server_error", "overloaded"),
 }
 
@@ -32,6 +33,7 @@ _ANTHROPIC_TYPES: dict[int, str] = {
     500: "api_error",
     502: "api_error",
     503: "api_error",
+    504: "api_error",
     529: "overloaded_error",
 }
 
@@ -44,6 +46,7 @@ DEFAULT_MESSAGES: dict[int, str] = {
     500: "internal server error (simulated)",
     502: "bad gateway (simulated)",
     503: "service unavailable (simulated)",
+    504: "gateway timeout (simulated)",
     529: "overloaded (simulated)",
 }
 

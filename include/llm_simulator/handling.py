@@ -1,15 +1,19 @@
 """The request flow shared by all API dialects.
 
-Order: read body -> authenticate -> validate -> rate limit -> pick fault ->
-latency -> fault or answer (the prompt cache is read and written only for an
-answer, see ``caching``). Every step's outcome is logged exactly once.
-Errors before admission (400/401/429) return immediately, without latency.
+Order: read body -> authenticate -> validate -> concurrency slot of the key ->
+rate limit of the key -> pick fault -> latency -> fault or answer (the prompt
+cache is read and written only for an answer, see ``caching``). Every step's
+outcome is logged exactly once, admitted or rejected. Errors before admission
+(400/401/429) return immediately, without latency. With ``echo_key`` the
+request's key is added to error messages and answer texts sent to the client;
+the logged copy carries its hash instead.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
 import math
@@ -23,8 +27,9 @@ from include.llm_simulator.answers import Answer, generate_answer
 from include.llm_simulator.caching import NO_CACHE, CachePlan, CacheUsage, namespace
 from include.llm_simulator.conversation import Conversation
 from include.llm_simulator.drop import drop_connection, wait_for_disconnect
-from include.llm_simulator.errors import Api, error_body
+from include.llm_simulator.errors import DEFAULT_MESSAGES, Api, error_body
 from include.llm_simulator.faults import DROP, MALFORMED, MALFORMED_BODY, TIMEOUT, error_status
+from include.llm_simulator.quota import key_hash
 from include.llm_simulator.ratelimit import RateSnapshot, retry_after_headers
 from include.llm_simulator.state import SimulatorState
 from include.llm_simulator.tokens import prompt_tokens
@@ -93,17 +98,32 @@ class _Exchange:
             "id": state.log.new_id(), "api": dialect.api, "path": request.url.path, "model": None,
             "ts_start": time.time(), "ts_end": None, "status": None, "request": None, "response": None,
             "usage": {"input_tokens": 0, "output_tokens": 0}, "fault": None,
+            "key_hash": "-", "admitted": False, "tokens_counted": 0, "limited_by": None,
         }
+        self.slot: str | None = None
         self.headers[dialect.request_id_header] = self.entry["id"]
 
     def json(self, status: int, body: dict[str, Any], extra: Mapping[str, str] | None = None) -> Response:
         self.entry["status"] = status
-        self.entry["response"] = body
+        self.entry["response"] = self._scrub(body)
         return JSONResponse(body, status_code=status, headers={**self.headers, **(extra or {})})
 
     def error(self, status: int, message: str | None = None, extra: Mapping[str, str] | None = None,
               **kwargs: Any) -> Response:
-        return self.json(status, error_body(self.dialect.api, status, message, **kwargs), extra)
+        text = message
+        if self._echoing():
+            text = f"{message or DEFAULT_MESSAGES.get(status, 'error')} (api key: {self.api_key})"
+        return self.json(status, error_body(self.dialect.api, status, text, **kwargs), extra)
+
+    def _echoing(self) -> bool:
+        return self.state.settings.echo_key and bool(self.api_key)
+
+    def _scrub(self, body: Any) -> Any:
+        """The body as logged: an echoed key replaced by its hash."""
+        if not self._echoing():
+            return body
+        text = json.dumps(body, ensure_ascii=False)
+        return json.loads(text.replace(str(self.api_key), f"<key {self.entry['key_hash']}>"))
 
     async def run(self) -> Response:
         raw = await self.request.body()
@@ -117,6 +137,7 @@ class _Exchange:
         if isinstance(body, dict) and isinstance(body.get("model"), str):
             self.entry["model"] = body["model"]
         self.api_key = self.dialect.api_key(self.request.headers)
+        self.entry["key_hash"] = key_hash(self.api_key)
         problem = check_api_key(self.api_key, self.state.settings.api_key)
         if problem:
             return self.error(401, problem)
@@ -128,12 +149,19 @@ class _Exchange:
             conversation = self.dialect.parse(body)
             plan = self.dialect.cache_plan(body, conversation)
             delay = self._latency()
+            header_fault = self._header_fault()
         except InvalidRequest as exc:
             return self.error(400, str(exc))
         except (TypeError, ValueError, AttributeError, KeyError) as exc:
             return self.error(400, f"malformed request body ({type(exc).__name__})")
         input_tokens = prompt_tokens(conversation)
-        return await self._admitted(conversation, plan, input_tokens, delay)
+        return await self._admitted(conversation, plan, input_tokens, delay, header_fault)
+
+    def _header_fault(self) -> str | None:
+        try:
+            return self.state.faults.header_fault(self.request.headers)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from None
 
     def _latency(self) -> float:
         header = self.request.headers.get(LATENCY_HEADER)
@@ -148,17 +176,26 @@ class _Exchange:
         return value
 
     async def _admitted(self, conversation: Conversation, plan: CachePlan | None, input_tokens: int,
-                        delay: float) -> Response:
-        limiter = self.state.limiter
-        decision = await limiter.acquire(input_tokens + (conversation.max_tokens or 0))
+                        delay: float, header_fault: str | None) -> Response:
+        limiter, digest = self.state.limiter, self.entry["key_hash"]
+        if not await limiter.enter(digest):
+            self.entry["limited_by"] = "concurrency"
+            message = f"Too many concurrent requests: at most {limiter.max_concurrent} at once per key."
+            kwargs = {"error_type": "requests"} if self.dialect.api == "openai" else {}
+            return self.error(429, message, retry_after_headers(1.0), **kwargs)
+        self.slot = digest
+        cost = input_tokens + (conversation.max_tokens or 0)
+        decision = await limiter.acquire(digest, cost)
         if limiter.enabled:
             self.headers.update(self.dialect.ratelimit_headers(decision.snapshot))
         if not decision.allowed:
+            self.entry["limited_by"] = decision.limited_by
             message = (f"Rate limit reached for {decision.limited_by} per minute. "
                        f"Please try again in {decision.retry_after:.3f}s.")
             kwargs = {"error_type": decision.limited_by} if self.dialect.api == "openai" else {}
             return self.error(429, message, retry_after_headers(decision.retry_after), **kwargs)
-        fault = self.state.faults.next_fault(conversation.model)
+        self.entry.update(admitted=True, tokens_counted=cost)
+        fault = header_fault or self.state.faults.next_fault(conversation.model)
         self.entry["fault"] = fault
         if delay:
             await sleep_at_least(delay)
@@ -168,6 +205,8 @@ class _Exchange:
             answer = generate_answer(conversation, self.dialect.id_prefix)
         except Exception as exc:  # a schema the generator cannot satisfy must not kill the request
             return self.error(500, f"simulator could not build an answer ({type(exc).__name__})")
+        if self._echoing() and answer.text is not None:
+            answer = dataclasses.replace(answer, text=f"{answer.text} (api key: {self.api_key})")
         space = namespace(self.request.url.path, self.api_key, conversation.model)
         cache = self.state.cache.apply(space, plan, input_tokens)
         self.entry["usage"] = log_usage(input_tokens, answer.output_tokens, cache)
@@ -198,5 +237,7 @@ async def handle_model_request(request: Request, dialect: Dialect) -> Response:
     try:
         return await exchange.run()
     finally:
+        if exchange.slot is not None:
+            await state.limiter.leave(exchange.slot)
         exchange.entry["ts_end"] = time.time()
         state.log.end(exchange.entry)

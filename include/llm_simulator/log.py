@@ -12,8 +12,12 @@ no response was sent: ``drop``/``timeout``), ``request`` (body), ``response``
 (body or null), ``usage`` (``input_tokens``/``output_tokens``, zero for
 failures; ``input_tokens`` is the whole prompt, cached part included, in every
 dialect; plus ``cache_read_tokens``/``cache_write_tokens`` when the request
-read or wrote the prompt cache, see ``caching``) and ``fault`` (injected fault
-kind or null).
+read or wrote the prompt cache, see ``caching``), ``fault`` (injected fault
+kind or null), ``key_hash`` (12 hex chars of the key's SHA-256, never the key),
+``admitted`` (passed the key's concurrency and rate limits), ``tokens_counted``
+(prompt plus ``max_tokens`` counted against the key's token window; 0 when
+rejected) and ``limited_by`` (``requests``, ``tokens`` or ``concurrency`` for a
+rate-limit 429, else null).
 """
 
 from __future__ import annotations

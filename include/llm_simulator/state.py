@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from include.llm_simulator.caching import PromptCache
 from include.llm_simulator.faults import FaultInjector
 from include.llm_simulator.log import RequestLog
-from include.llm_simulator.ratelimit import SlidingWindowLimiter
+from include.llm_simulator.quota import KeyedLimits
 from include.llm_simulator.settings import SimulatorSettings
 
 
@@ -18,7 +18,7 @@ class SimulatorState:
 
     settings: SimulatorSettings
     log: RequestLog
-    limiter: SlidingWindowLimiter
+    limiter: KeyedLimits
     faults: FaultInjector
     cache: PromptCache = field(default_factory=lambda: PromptCache(0))
     latency_random: random.Random = field(default_factory=random.Random)
@@ -28,7 +28,7 @@ class SimulatorState:
         return cls(
             settings=settings,
             log=RequestLog(settings.log_path),
-            limiter=SlidingWindowLimiter(settings.rpm, settings.tpm),
+            limiter=KeyedLimits(settings.rpm, settings.tpm, settings.max_concurrent, settings.window_seconds),
             faults=FaultInjector(settings.fault_rate, settings.fault_kinds, settings.seed),
             cache=PromptCache(settings.cache_min_tokens),
             latency_random=random.Random(f"{settings.seed}:latency"),

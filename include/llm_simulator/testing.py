@@ -32,7 +32,8 @@ PORT_ATTEMPTS = 3
 _FLAG_NAMES = {
     "latency": "--latency", "latency_jitter": "--latency-jitter", "rpm": "--rpm", "tpm": "--tpm",
     "fault_rate": "--fault-rate", "fault_kinds": "--fault-kinds", "seed": "--seed", "api_key": "--api-key",
-    "cache_min_tokens": "--cache-min-tokens",
+    "cache_min_tokens": "--cache-min-tokens", "window_seconds": "--window-seconds",
+    "max_concurrent": "--max-concurrent", "echo_key": "--echo-key",
 }
 
 
@@ -101,6 +102,9 @@ def _command(host: str, port: int, log_path: Path, settings: dict[str, Any]) -> 
             raise TypeError(f"unknown simulator setting: {key!r}; known: {sorted(_FLAG_NAMES)}")
         if key == "fault_kinds" and not isinstance(value, str):
             value = ",".join(str(v) for v in value)
+        if key == "echo_key":
+            command += ["--echo-key" if value else "--no-echo-key"]
+            continue
         command += [_FLAG_NAMES[key], "" if value is None else str(value)]
     return command
 
@@ -150,7 +154,8 @@ def running_simulator(*, host: str = "127.0.0.1", port: int | None = None, log_p
 
     ``settings`` are CLI settings by their Python names: ``latency``,
     ``latency_jitter``, ``rpm``, ``tpm``, ``fault_rate``, ``fault_kinds``
-    (list or comma string), ``seed``, ``api_key``, ``cache_min_tokens``. Without ``log_path`` the
+    (list or comma string), ``seed``, ``api_key``, ``cache_min_tokens``, ``window_seconds``,
+    ``max_concurrent``, ``echo_key`` (bool). Without ``log_path`` the
     JSONL log goes to a temporary directory removed on exit. ``LLM_SIM_*``
     environment variables are not passed on. Raises ``RuntimeError`` with the
     server output if it is not healthy in time.

@@ -12,7 +12,22 @@ from typing import TYPE_CHECKING, Any
 
 from erp_agents.clients import AnthropicClient, LLMClient, OpenAIClient, OpenAICompatibleClient
 from erp_agents.engine import OrchestrationEngine
-from erp_agents.exceptions import SpecError, SpecProblem
+from erp_agents.exceptions import (
+    AgentRunError,
+    AgentTimeoutError,
+    BudgetExceededError,
+    ContractVersionError,
+    ErpAgentsError,
+    GovernanceStoreUnavailable,
+    GraphError,
+    PermanentAgentError,
+    RateLimitNeverFitsError,
+    SpecError,
+    SpecProblem,
+    TransientAgentError,
+    UnknownPriceError,
+    UnknownToolError,
+)
 from erp_agents.results import AgentResult, WorkflowResult, WorkflowStatus
 from erp_agents.spec.models import (
     Agent,
@@ -33,24 +48,36 @@ if TYPE_CHECKING:
 __all__ = [
     "Agent",
     "AgentResult",
+    "AgentRunError",
+    "AgentTimeoutError",
     "AnthropicClient",
+    "BudgetExceededError",
+    "ContractVersionError",
+    "CostConfig",
+    "EngineConfig",
+    "ErpAgentsError",
+    "GovernanceStoreUnavailable",
+    "GraphError",
     "LLMClient",
+    "LLMConfig",
+    "MonitorConfig",
     "OpenAIClient",
     "OpenAICompatibleClient",
     "OrchestrationEngine",
-    "WorkflowResult",
-    "WorkflowStatus",
-    "CostConfig",
-    "EngineConfig",
-    "LLMConfig",
-    "MonitorConfig",
+    "PermanentAgentError",
     "ProviderConfig",
     "RateLimitConfig",
+    "RateLimitNeverFitsError",
     "RetryPolicy",
     "RetryStrategy",
     "SpecError",
     "SpecProblem",
+    "TransientAgentError",
+    "UnknownPriceError",
+    "UnknownToolError",
     "Workflow",
+    "WorkflowResult",
+    "WorkflowStatus",
     "build_dag",
 ]
 

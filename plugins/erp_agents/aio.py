@@ -1,13 +1,15 @@
 """The OrchestrationEngine with the original API's async methods, for code written with asyncio.
 
-Registration runs in a worker thread and each run is an asyncio subprocess, so the caller's event
-loop stays free and runs started together with ``asyncio.gather`` proceed side by side.
+Every call runs the sync engine's REST calls in a worker thread, so the caller's event loop stays
+free and runs started together with ``asyncio.gather`` proceed side by side on the deployment.
 """
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from erp_agents.clients import LLMClient
@@ -21,9 +23,20 @@ class OrchestrationEngine:
     """``await engine.register_workflow(w)`` -> id; ``await engine.execute_workflow(id)`` -> result."""
 
     def __init__(
-        self, config: EngineConfig | None = None, llm_client: LLMClient | None = None, *, initialize_db: bool = True
+        self,
+        config: EngineConfig | None = None,
+        llm_client: LLMClient | None = None,
+        *,
+        url: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        home: str | Path | None = None,
+        run_timeout: float | None = None,
+        initialize_db: bool = True,
     ) -> None:
-        self.sync = SyncOrchestrationEngine(config, llm_client, initialize_db=initialize_db)
+        self.sync = SyncOrchestrationEngine(config, llm_client, url=url, username=username, password=password,
+                                            home=home, run_timeout=run_timeout, initialize_db=initialize_db)
+        self._connect_lock = asyncio.Lock()
 
     @property
     def config(self) -> EngineConfig:
@@ -33,19 +46,29 @@ class OrchestrationEngine:
     def workflows(self) -> dict[str, Workflow]:
         return self.sync.workflows
 
+    async def _connected(self) -> None:
+        async with self._connect_lock:  # one deployment start, however many calls wait for it
+            await asyncio.to_thread(lambda: self.sync.api)
+
     async def register_workflow(self, workflow: Workflow) -> str:
+        await self._connected()
         return await asyncio.to_thread(self.sync.register_workflow, workflow, source=caller_file())
 
     async def execute_workflow(
         self, workflow_id: str, *, params: dict[str, Any] | None = None, logical_date: datetime | None = None
     ) -> WorkflowResult:
-        run = await asyncio.to_thread(self.sync.prepare_run, workflow_id, params=params, logical_date=logical_date)
-        with run.log_file.open("wb") as log:
-            child = await asyncio.create_subprocess_exec(
-                *run.argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT, env=run.env
-            )
-            code = await child.wait()
-        return await asyncio.to_thread(run.result, code)
+        await self._connected()
+        return await asyncio.to_thread(self.sync.execute_workflow, workflow_id, params=params, logical_date=logical_date)
 
     async def get_workflow_status(self, workflow_id: str) -> dict[str, Any]:
+        await self._connected()
         return await asyncio.to_thread(self.sync.get_workflow_status, workflow_id)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.sync.close)
+
+    async def __aenter__(self) -> OrchestrationEngine:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()

@@ -14,21 +14,25 @@ DAG stays. Configure it in ``[dag_processor] dag_bundle_config_list``::
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from airflow.dag_processing.bundles.base import BaseDagBundle
 
-from erp_agents.spec.discovery import spec_files
+from erp_agents.spec.discovery import engine_config_file, spec_files
 
 MARKER = "# erp_agents.bundle: generated from"
-_ENGINE_KIND = re.compile(r"^kind:\s*['\"]?EngineConfig['\"]?\s*$", re.MULTILINE)
 _STUB = '''{marker} {spec}
 # Rewritten from the spec on every bundle refresh: edit the spec, not this file. (airflow DAG)
 from erp_agents.factory.spec_module import dag_from_spec
 
 dag = dag_from_spec({spec!r}, engine_config={engine!r})
+'''
+_REFUSED = '''{marker} {spec}
+# Rewritten from the spec on every bundle refresh: edit the spec, not this file. (airflow DAG)
+from erp_agents.factory.spec_module import refuse_spec
+
+refuse_spec({spec!r}, {field!r}, {message!r})
 '''
 
 
@@ -37,25 +41,32 @@ def stub_name(spec: Path, root: Path) -> str:
     return "__".join(spec.relative_to(root).with_suffix("").parts) + ".py"
 
 
-def find_engine_config(specs: list[Path]) -> Path | None:
-    """The first spec whose top-level ``kind`` is EngineConfig (a text match: no parsing needed)."""
-    for path in specs:
-        if _ENGINE_KIND.search(path.read_text(encoding="utf-8", errors="replace")):
-            return path
-    return None
+def _refused_name(spec: Path, root: Path) -> str:
+    """A module name of its own for each of two specs that clash: ``a.yaml`` -> ``a__yaml.py``."""
+    return "__".join(spec.relative_to(root).parts).replace(".", "__") + ".py"
 
 
 def write_stubs(specs_path: Path, target: Path) -> set[str]:
     """Make ``target`` hold exactly one module per workflow spec; return the module names."""
     target.mkdir(parents=True, exist_ok=True)
     specs = spec_files(specs_path)
-    engine = find_engine_config(specs)
+    engine = engine_config_file(specs)
+    engine_text = str(engine.resolve()) if engine else None
     wanted: dict[str, str] = {}
+    owners: dict[str, Path] = {}
     for spec in specs:
-        if spec == engine:
+        if engine is not None and spec.resolve() == engine.resolve():
             continue
-        text = _STUB.format(marker=MARKER, spec=str(spec.resolve()), engine=str(engine.resolve()) if engine else None)
-        wanted[stub_name(spec, specs_path)] = text
+        name = stub_name(spec, specs_path)
+        if name in owners:  # a.yaml and a.yml: both are reported, neither is silently dropped
+            message = f"{spec.name} and {owners[name].name} give the same DAG module {name}; rename one"
+            for clash in (owners[name], spec):
+                wanted[_refused_name(clash, specs_path)] = _REFUSED.format(
+                    marker=MARKER, spec=str(clash.resolve()), field="", message=message)
+            wanted.pop(name, None)
+            continue
+        owners[name] = spec
+        wanted[name] = _STUB.format(marker=MARKER, spec=str(spec.resolve()), engine=engine_text)
     for name, text in wanted.items():
         stub = target / name
         if not stub.exists() or stub.read_text() != text:

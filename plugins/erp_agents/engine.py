@@ -1,47 +1,47 @@
-"""OrchestrationEngine: the original Python API as a thin facade over Airflow.
+"""OrchestrationEngine: the original Python API as a client of an Airflow deployment.
 
-``register_workflow`` builds the workflow's DAG and records it in Airflow's metadata DB as the
-dag-processor would (serialized DAG, version, code), so it shows in the UI and ``dag.test()`` can
-run it. ``execute_workflow`` runs it through ``dag.test()`` (Airflow's own task runner and
-in-process triggerer, the path of ``airflow dags test``) in a child process, see engine_run. The
-result is read back from the run's XComs. Nothing here schedules or retries by itself; Airflow does.
+Embedded (default): the deployment under AIRFLOW_HOME (``python -m erp_agents up``), started on
+first use and reused by later calls and other processes; used as a context manager, the engine
+stops a deployment it started. ``register_workflow`` writes the workflow's spec into the engine's
+DAG bundle there, and the deployment's own dag-processor turns it into a DAG. Remote (``url=``):
+workflows come from that deployment's bundles; registration checks the DAG is there and matches.
+Either way runs go through Airflow's REST API v2 (trigger, watch, task states, XComs), so agents
+run under the real scheduler and triggerer, side by side. Nothing here schedules or retries.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-import json
 import os
-import subprocess
-import sys
-import tempfile
-from dataclasses import dataclass
+import time
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import Any
 
 from erp_agents.clients import LLMClient
 from erp_agents.engine_run import dag_of
 from erp_agents.exceptions import ErpAgentsError
+from erp_agents.factory.plan import SUMMARY_TASK_ID
 from erp_agents.results import WorkflowResult
 from erp_agents.spec.models import EngineConfig, Workflow
-
-if TYPE_CHECKING:
-    from airflow.sdk import DAG
+from erp_agents.stack.bundle_files import deploy_spec, spec_yaml
+from erp_agents.stack.deployment import Deployment
+from erp_agents.stack.rest import AirflowApi
+from erp_agents.stack.settings import ENGINE_BUNDLE
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-LOG_TAIL_LINES = 20
-# Engine-registered DAGs belong to a DAG bundle of their own with an empty folder. dag.test()
-# re-parses the bundle that owns the DAG before each run; with the user's dags folder as owner,
-# every run would parse every DAG file, and concurrent first runs would race to insert the same rows.
-ENGINE_BUNDLE = "erp-agents-engine"
+REGISTER_TIMEOUT_S = 120.0
 
 
 class OrchestrationEngine:
-    """Registers workflows as Airflow DAGs and runs them; results come from Airflow's records.
+    """Registers workflows as Airflow DAGs on a deployment and runs them there.
 
-    ``llm_client`` (optional) becomes the default provider, its key an environment connection of
-    this process only. Without it, agents use the providers and connections of ``config``.
+    ``llm_client`` (optional) becomes the default provider. Embedded, its key reaches the
+    triggerer through the triggerer's environment (AIRFLOW_CONN_<ID>), never a file or the DB;
+    remote, the connection must exist on the deployment. ``url``/``username``/``password``: a
+    remote Airflow (REST API v2). ``home``: the embedded deployment's AIRFLOW_HOME.
     """
 
     def __init__(
@@ -49,199 +49,216 @@ class OrchestrationEngine:
         config: EngineConfig | None = None,
         llm_client: LLMClient | None = None,
         *,
-        initialize_db: bool = True,
+        url: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        home: str | Path | None = None,
+        run_timeout: float | None = None,
+        initialize_db: bool = True,  # kept for callers of the earlier API; the deployment migrates its DB
     ) -> None:
         config = config or EngineConfig()
+        self._conn_env: dict[str, str] = {}
         if llm_client is not None:
+            llm_client = with_sdk_defaults(llm_client)
             name = llm_client.provider_type
             providers = {**config.providers, name: llm_client.provider_config()}
             config = config.model_copy(update={"providers": providers, "default_provider": name})
-            llm_client.expose()
+            env_name = llm_client.expose()
+            self._conn_env[env_name] = os.environ[env_name]
         self.config = config
         self.llm_client = llm_client
-        self._initialize_db = initialize_db
-        self._db_ready = False
-        self._registered: dict[str, tuple[Workflow, str]] = {}  # dag_id -> (workflow, source file)
+        self.url = url
+        self.run_timeout = run_timeout
+        self._credentials = (username, password)
+        self.deployment = None if url else Deployment(home=Path(home) if home else Deployment().home, api_port=None)
+        self._api: AirflowApi | None = None
+        self._started_deployment = False
+        self._registered: dict[str, Workflow] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return "remote" if self.url else "embedded"
+
+    @property
+    def api(self) -> AirflowApi:
+        """The REST client; embedded, the deployment is started (or attached to) here, once."""
+        if self._api is None:
+            self._api = self._connect()
+        return self._api
+
+    def _connect(self) -> AirflowApi:
+        if self.deployment is None:
+            assert self.url is not None
+            api = AirflowApi(self.url, *self._credentials)
+            api.login()
+            return api
+        state, attached = self.deployment.up(extra_env=self._conn_env)
+        self._started_deployment = not attached
+        if attached and self._conn_env:
+            self.deployment.ensure_triggerer_env(self._conn_env)
+        api = AirflowApi(state.api_url, *self.deployment.login())
+        api.login()
+        return api
+
+    def close(self) -> None:
+        """Stop the embedded deployment if this engine started it; a remote one is left alone."""
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+        if self.deployment is not None and self._started_deployment:
+            self.deployment.down()
+            self._started_deployment = False
+
+    def __enter__(self) -> OrchestrationEngine:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- the original API ---------------------------------------------------------------------
 
     @property
     def workflows(self) -> dict[str, Workflow]:
-        return {dag_id: workflow for dag_id, (workflow, _) in self._registered.items()}
+        return dict(self._registered)
 
     def register_workflow(self, workflow: Workflow, *, source: str | None = None) -> str:
-        """Validate and build the workflow's DAG, record it in Airflow; returns its id (the dag_id).
+        """Validate the workflow and make sure the deployment has its DAG; returns its id (the dag_id).
 
-        ``source`` is the file whose code the Airflow UI shows (default: the calling file).
-        Raises SpecError (agent and field named) on a dependency cycle or unknown dependency.
+        Raises SpecError (agent and field named) on a dependency cycle or unknown dependency, and
+        ErpAgentsError when a remote deployment lacks the DAG or its connection.
         """
-        source = source or caller_file()
-        dag = dag_of(workflow, self.config, source)
-        self._ensure_db()
-        _record_dag(dag)
-        self._registered[dag.dag_id] = (workflow, source)
+        dag = dag_of(workflow, self.config, source or caller_file())
+        expected = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+        if self.deployment is not None:
+            self._check_not_elsewhere(dag.dag_id)
+            deploy_spec(self.deployment.layout, workflow, self.config)
+            self._wait_for_dag(dag.dag_id, expected)
+        else:
+            self._check_remote(workflow, dag.dag_id, expected)
+        self._registered[dag.dag_id] = workflow
         return dag.dag_id
 
     def execute_workflow(
-        self,
-        workflow_id: str,
-        *,
-        params: dict[str, Any] | None = None,
-        logical_date: datetime | None = None,
-    ) -> WorkflowResult:
-        """Run one DAG run through ``dag.test()`` and return its status, cost and agent results."""
-        run = self.prepare_run(workflow_id, params=params, logical_date=logical_date)
-        with run.log_file.open("wb") as log:
-            code = subprocess.run(run.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=run.env).returncode
-        return run.result(code)
-
-    def prepare_run(
         self, workflow_id: str, *, params: dict[str, Any] | None = None, logical_date: datetime | None = None
-    ) -> RunProcess:
-        """The child process that runs one DAG run (see engine_run), and where its files go."""
-        workflow, source = self._registered_workflow(workflow_id)
-        folder = Path(tempfile.mkdtemp(prefix=f"{workflow_id}-", dir=_engine_log_folder()))
-        request = {
-            "workflow": workflow.model_dump(mode="json"),
-            "engine": self.config.model_dump(mode="json"),
-            "source": source,
-            "params": params,
-            "logical_date": logical_date.isoformat() if logical_date else None,
-        }
-        (folder / "request.json").write_text(json.dumps(request))
-        return RunProcess(workflow_id, folder)
+    ) -> WorkflowResult:
+        """Trigger one DAG run, wait for it, and return its status, cost and agent results."""
+        self._registered_workflow(workflow_id)
+        self.api.unpause(workflow_id)
+        run_id = self.api.trigger(workflow_id, params, logical_date.isoformat() if logical_date else None)
+        self.api.wait(workflow_id, run_id, self.run_timeout)
+        return self.read_result(workflow_id, run_id)
+
+    def read_result(self, dag_id: str, run_id: str) -> WorkflowResult:
+        """The run's WorkflowResult from its workflow_summary XCom and its agents' outputs."""
+        from erp_agents.xcom import agent_output, run_summary_from_xcom
+
+        value = self.api.xcom(dag_id, run_id, SUMMARY_TASK_ID)
+        if value is None:
+            states = self.api.task_states(dag_id, run_id)
+            raise ErpAgentsError(f"run {run_id} of {dag_id} has no summary; task states: {states}")
+        summary = run_summary_from_xcom(value)
+        outputs = {task_id: agent_output(self.api.xcom(dag_id, run_id, task_id)) for task_id in summary.per_agent}
+        return WorkflowResult.from_summary(summary, outputs)
 
     def get_workflow_status(self, workflow_id: str) -> dict[str, Any]:
         """The latest run's summary (status, reason, per-agent cost), or ``registered`` before any run."""
-        from erp_agents.monitoring.report import load_summary
+        from erp_agents.xcom import run_summary_from_xcom
 
         self._registered_workflow(workflow_id)
-        try:
-            return load_summary(workflow_id)
-        except LookupError as exc:
-            return {"workflow": workflow_id, "status": "registered", "reason": str(exc)}
+        runs = self.api.get(f"/dags/{workflow_id}/dagRuns", order_by="-run_after", limit=1)["dag_runs"]
+        if not runs:
+            return {"workflow": workflow_id, "status": "registered", "reason": "no run yet"}
+        run_id = runs[0]["dag_run_id"]
+        value = self.api.xcom(workflow_id, run_id, SUMMARY_TASK_ID)
+        if value is None:
+            return {"workflow": workflow_id, "status": runs[0]["state"], "run_id": run_id, "reason": "no summary yet"}
+        return run_summary_from_xcom(value).model_dump(mode="json") | {"run_id": run_id}
 
-    def _registered_workflow(self, workflow_id: str) -> tuple[Workflow, str]:
+    # -- registration -------------------------------------------------------------------------
+
+    def _wait_for_dag(self, dag_id: str, expected: dict[str, list[str]]) -> None:
+        """Until the deployment's dag-processor has parsed the spec into the same tasks and edges."""
+        deadline = time.monotonic() + REGISTER_TIMEOUT_S
+        asked_reparse = False
+        while True:
+            dag = self.api.dag(dag_id)
+            if dag is not None and self.api.dag_edges(dag_id) == expected:
+                return
+            if dag is not None and not asked_reparse:
+                self.api.reparse(dag_id)
+                asked_reparse = True
+            if time.monotonic() > deadline:
+                raise ErpAgentsError(
+                    f"the deployment did not load workflow {dag_id!r} within {REGISTER_TIMEOUT_S:.0f} s; "
+                    f"see {self.deployment.layout.logs if self.deployment else ''}/dag-processor.log"
+                )
+            time.sleep(0.5)
+
+    def _check_not_elsewhere(self, dag_id: str) -> None:
+        """A dag_id another bundle (the dags folder) already defines would be two DAGs under one id."""
+        found = self.api.dag(dag_id)
+        bundle = (found or {}).get("bundle_name")
+        if bundle and bundle != ENGINE_BUNDLE:
+            raise ErpAgentsError(
+                f"workflow {dag_id!r} is already a DAG of bundle {bundle!r} on this deployment "
+                f"({(found or {}).get('fileloc')}); give the workflow another name, or trigger that DAG "
+                "itself instead of registering it again"
+            )
+
+    def _check_remote(self, workflow: Workflow, dag_id: str, expected: dict[str, list[str]]) -> None:
+        how = (f"deploy it: save the spec (erp_agents.engine.spec_yaml(workflow)) as dags/specs/{dag_id}.yaml in the "
+               f"deployment's DAG bundle, wait for its dag-processor, then register again")
+        if self.api.dag(dag_id) is None:
+            raise ErpAgentsError(f"workflow {dag_id!r} is not a DAG on {self.url}; {how}")
+        found = self.api.dag_edges(dag_id)
+        if found != expected:
+            missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+            raise ErpAgentsError(
+                f"DAG {dag_id!r} on {self.url} differs from this workflow (tasks missing there: {missing}, "
+                f"only there: {extra}, or other dependencies); {how}"
+            )
+        for provider in {a.llm_config.provider or self.config.default_provider for a in workflow.agents}:
+            conn_id = self.config.providers[provider].conn_id if provider in self.config.providers else None
+            if conn_id and not self.api.connection_exists(conn_id):
+                raise ErpAgentsError(
+                    f"connection {conn_id!r} (provider {provider!r}) does not exist on {self.url}: create it there "
+                    "(Admin > Connections, `airflow connections add`, or its secrets backend); keys given to a client "
+                    "object are not sent to a remote deployment"
+                )
+
+    def _registered_workflow(self, workflow_id: str) -> Workflow:
         try:
             return self._registered[workflow_id]
         except KeyError:
             known = ", ".join(sorted(self._registered)) or "none"
             raise KeyError(f"workflow {workflow_id!r} is not registered; registered: {known}") from None
 
-    def _ensure_db(self) -> None:
-        if self._db_ready:
-            return
-        if self._initialize_db:
-            _initialize_db_if_empty()
-        self._db_ready = True
+
+SDK_ENV = {"anthropic": "ANTHROPIC"}  # every other provider type speaks OpenAI's wire format
 
 
-@dataclass(frozen=True)
-class RunProcess:
-    """One ``python -m erp_agents.engine_run`` child: its command, environment and files."""
-
-    workflow_id: str
-    folder: Path
-
-    @property
-    def log_file(self) -> Path:
-        return self.folder / "run.log"
-
-    @property
-    def argv(self) -> list[str]:
-        return [sys.executable, "-m", "erp_agents.engine_run", str(self.folder / "request.json"), str(self.folder / "result.json")]
-
-    @property
-    def env(self) -> dict[str, str]:
-        """This process's environment (connections included), erp_agents importable, and the
-        configured DAG bundles plus the engine's own."""
-        root = str(PACKAGE_DIR.parent)
-        path = os.environ.get("PYTHONPATH", "")
-        return {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [root, path])),
-            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(_bundles_with_engine_bundle()),
-        }
-
-    def result(self, returncode: int) -> WorkflowResult:
-        result_file = self.folder / "result.json"
-        if returncode != 0 or not result_file.exists():
-            lines = self.log_file.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-            raise ErpAgentsError(
-                f"the run of {self.workflow_id!r} ended with exit code {returncode}; log: {self.log_file}\n"
-                + "\n".join(lines)
-            )
-        return read_result(self.workflow_id, json.loads(result_file.read_text())["run_id"])
-
-
-def read_result(dag_id: str, run_id: str) -> WorkflowResult:
-    """The run's WorkflowResult from its workflow_summary XCom and its agents' outputs."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    from erp_agents.monitoring.report import load_summary
-    from erp_agents.triggers.agent import agent_output
-
-    summary = load_summary(dag_id, run_id)
-    with create_session() as session:
-        rows = session.execute(
-            select(XComModel.task_id, XComModel.value).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run_id, XComModel.key == "return_value"
-            )
-        ).all()
-    outputs = {task_id: agent_output(value) for task_id, value in rows if task_id in summary["per_agent"]}
-    return WorkflowResult.from_summary(summary, outputs)
-
-
-def _record_dag(dag: DAG) -> None:
-    """Write the DAG to the metadata DB the way the dag-processor does after parsing a file."""
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.models.dagbundle import DagBundleModel
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        if session.get(DagBundleModel, ENGINE_BUNDLE) is None:
-            session.add(DagBundleModel(name=ENGINE_BUNDLE))
-            session.flush()
-        update_dag_parsing_results_in_db(
-            ENGINE_BUNDLE, None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(), session=session, files_parsed=set()
-        )
-
-
-def _bundles_with_engine_bundle() -> list[dict[str, Any]]:
-    from airflow.configuration import conf
-
-    from airflow.configuration import AIRFLOW_HOME
-
-    folder = Path(AIRFLOW_HOME) / "erp_agents_engine_bundle"
-    folder.mkdir(parents=True, exist_ok=True)
-    bundles = [b for b in conf.getjson("dag_processor", "dag_bundle_config_list") or [] if b["name"] != ENGINE_BUNDLE]
-    classpath = "airflow.dag_processing.bundles.local.LocalDagBundle"
-    return [*bundles, {"name": ENGINE_BUNDLE, "classpath": classpath, "kwargs": {"path": str(folder)}}]
-
-
-def _engine_log_folder() -> Path:
-    from airflow.configuration import conf
-
-    folder = Path(conf.get("logging", "base_log_folder")) / "erp_agents_engine"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _initialize_db_if_empty() -> None:
-    """The embedded default: a fresh AIRFLOW_HOME gets its SQLite schema, as `airflow db migrate`."""
-    from airflow import settings
-    from airflow.utils.db import initdb
-    from sqlalchemy import inspect as sa_inspect
-
-    if not sa_inspect(settings.engine).has_table("dag_version"):
-        initdb()
+def with_sdk_defaults(client: LLMClient) -> LLMClient:
+    """The client with the key and endpoint its SDK would take from this process's environment
+    (OPENAI_API_KEY / OPENAI_BASE_URL, ANTHROPIC_*) filled in, so the deployment's triggerer, whose
+    environment is not this process's, calls the same endpoint with the same key."""
+    prefix = SDK_ENV.get(client.provider_type, "OPENAI")
+    changes = {}
+    if client.api_key is None and os.environ.get(f"{prefix}_API_KEY"):
+        changes["api_key"] = os.environ[f"{prefix}_API_KEY"]
+    if client.base_url is None and os.environ.get(f"{prefix}_BASE_URL"):
+        changes["base_url"] = os.environ[f"{prefix}_BASE_URL"]
+    return dataclasses.replace(client, **changes) if changes else client
 
 
 def caller_file() -> str:
-    """The user's file that registered the workflow: its code is what the Airflow UI shows."""
+    """The user's file that registered the workflow."""
     for frame in inspect.stack()[1:]:
         path = Path(frame.filename)
         if path.is_file() and PACKAGE_DIR not in path.resolve().parents:
             return str(path.resolve())
     return str(PACKAGE_DIR / "engine.py")
+
+
+__all__ = ["OrchestrationEngine", "caller_file", "spec_yaml"]

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from erp_agents.contracts import RunSummary
+from erp_agents.xcom import run_summary_from_xcom
+
 
 class WorkflowStatus(str, Enum):
     COMPLETED = "completed"
@@ -47,30 +50,32 @@ class WorkflowResult:
     summary: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_summary(cls, summary: dict[str, Any], outputs: dict[str, Any]) -> WorkflowResult:
+    def from_summary(cls, summary: RunSummary | dict[str, Any], outputs: dict[str, Any]) -> WorkflowResult:
         """Build from the workflow_summary XCom and the agents' outputs (by task id)."""
-        agents = {}
-        for task_id, row in summary["per_agent"].items():
-            name = task_id.rsplit(".", 1)[-1]
-            agents[name] = AgentResult(
+        if not isinstance(summary, RunSummary):
+            summary = run_summary_from_xcom(summary)
+        agents = {
+            row.name: AgentResult(
                 task_id=task_id,
-                name=name,
-                state=row["state"],
-                critical=row["critical"],
+                name=row.name,
+                state=row.state,
+                critical=row.critical,
                 output=outputs.get(task_id),
-                cost=row["cost_usd"],
-                input_tokens=row["input_tokens"],
-                output_tokens=row["output_tokens"],
-                calls=row["calls"],
-                latency_s=row["latency_s"],
+                cost=row.cost_usd,
+                input_tokens=row.input_tokens,
+                output_tokens=row.output_tokens,
+                calls=row.calls,
+                latency_s=row.latency_s,
             )
+            for task_id, row in summary.per_agent.items()
+        }
         return cls(
-            workflow_id=summary["workflow"],
-            run_id=summary.get("run_id", ""),
-            status=WorkflowStatus(summary["status"]),
-            reason=summary["reason"],
-            total_cost=summary["total_cost"],
-            total_tokens=summary["total_tokens"],
+            workflow_id=summary.workflow,
+            run_id=summary.run_id,
+            status=WorkflowStatus(summary.status),
+            reason=summary.reason,
+            total_cost=summary.total_cost,
+            total_tokens=summary.total_tokens,
             agent_results=agents,
-            summary=summary,
+            summary=summary.model_dump(mode="json"),
         )

@@ -1,7 +1,9 @@
-"""OrchestrationEngine: the original Python API on Airflow, against the simulator over real HTTP.
+"""OrchestrationEngine: the original Python API on the embedded deployment (real scheduler,
+triggerer, dag-processor, api-server), against the simulator over real HTTP.
 
 The README's quick-start (the original one with only its imports changed) and the Python example
-DAG files run as scripts; the engine's results are checked against the simulator's own log.
+DAG files run as scripts that attach to the shared deployment; the engine's results are checked
+against the simulator's own log.
 """
 
 from __future__ import annotations
@@ -14,16 +16,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from erp_agents import Agent, EngineConfig, OpenAIClient, RetryPolicy, SpecError, Workflow, WorkflowStatus
 from erp_agents.engine import OrchestrationEngine
-from include.llm_simulator.testing import running_simulator
+from erp_agents.stack.rest import AirflowApi
 from tests.conftest import ROOT
-from tests.e2e.conftest import SIM_KEY
+from tests.e2e.conftest import ENGINE_CONN, SCRIPT_KEY, SIM_KEY
 from tests.e2e.helpers import expected_cost
-
-QUICKSTART_KEY = "your-api-key"
 
 
 def readme_quickstart() -> str:
@@ -32,12 +32,14 @@ def readme_quickstart() -> str:
     return block.group(1)
 
 
-def run_script(path: Path, base_url: str, key: str | None = None, timeout: float = 600) -> str:
-    env = {**os.environ, "OPENAI_BASE_URL": base_url}
+def run_script(path: Path, home: Path, base_url: str, key: str | None = None, timeout: float = 600) -> str:
+    """Run a user's script with AIRFLOW_HOME at the deployment, as a user of `erp_agents up` would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+    env.update(AIRFLOW_HOME=str(home), OPENAI_BASE_URL=base_url)
     if key:
         env["OPENAI_API_KEY"] = key
-    done = subprocess.run([sys.executable, str(path)], env=env, capture_output=True, text=True, timeout=timeout)
-    Path(os.environ["AIRFLOW_HOME"], f"{path.stem}.stderr").write_text(done.stderr)
+    done = subprocess.run([sys.executable, str(path)], env=env, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    Path(home, f"{path.stem}.stderr").write_text(done.stderr)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
 
@@ -46,48 +48,55 @@ def printed_cost(stdout: str, label: str = "Cost") -> Decimal:
     return Decimal(re.search(rf"^{label}: \$([0-9.]+)", stdout, re.M).group(1))
 
 
-def test_seed_quickstart_runs_with_only_its_imports_changed(airflow_db, tmp_path):
+def api_of(deployment) -> AirflowApi:
+    return AirflowApi(deployment.layout.read_state().api_url, *deployment.login())
+
+
+def test_seed_quickstart_runs_with_only_its_imports_changed(deployment, script_simulator, tmp_path):
+    script_simulator.reset()
     script = tmp_path / "quickstart.py"
     script.write_text(readme_quickstart())
-    with running_simulator(api_key=QUICKSTART_KEY) as sim:
-        stdout = run_script(script, sim.openai_base_url)
-        requests = sim.requests()
+    stdout = run_script(script, deployment.home, script_simulator.openai_base_url)
+    requests = script_simulator.requests()
     assert "Status: completed" in stdout
     # Two agents, one call each, in dependency order, with the quick-start's model and temperatures.
     assert [r["request"]["temperature"] for r in requests] == [0.3, 0.5]
     assert {r["model"] for r in requests} == {"gpt-4"}
     assert printed_cost(stdout) == round(expected_cost(requests), 4) > 0
+    assert deployment.status().running  # the script attached, so it left the deployment running
 
 
-def test_python_examples_run_as_scripts(airflow_db, simulator):
-    simulator.reset()
-    stdout = run_script(ROOT / "dags/examples/parallel_workflows.py", simulator.openai_base_url, SIM_KEY)
-    requests = simulator.requests()
-    for name in ("hr_review_py", "inventory_review_py", "compliance_review_py"):
+def test_python_examples_run_as_scripts(deployment, script_simulator):
+    script_simulator.reset()
+    stdout = run_script(ROOT / "dags/examples/parallel_workflows.py", deployment.home,
+                        script_simulator.openai_base_url, SCRIPT_KEY)
+    requests = script_simulator.requests()
+    names = ("hr_review_py", "inventory_review_py", "compliance_review_py")
+    for name in names:
         assert re.search(rf"^{name}\s+completed\s+\$", stdout, re.M), stdout
     # Two checks with a tool round each and one memo per workflow: 5 calls x 3 workflows.
     assert len(requests) == 15 and {r["status"] for r in requests} == {200}
     assert printed_cost(stdout, "Total cost") == round(expected_cost(requests), 4)
-    # The three DAG runs overlapped in time: each is its own process.
-    runs = sorted(_latest_run_span(name) for name in ("hr_review_py", "inventory_review_py", "compliance_review_py"))
-    assert runs[1][0] < runs[0][1] and runs[2][0] < runs[1][1], runs
+    # The three DAG runs overlapped in time on the one deployment.
+    api = api_of(deployment)
+    try:
+        spans = sorted(_latest_run_span(api, name) for name in names)
+    finally:
+        api.close()
+    assert spans[1][0] < spans[0][1] and spans[2][0] < spans[1][1], spans
 
 
-def _latest_run_span(dag_id: str) -> tuple:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc())).first()
-        return (run.start_date, run.end_date)
+def _latest_run_span(api: AirflowApi, dag_id: str) -> tuple[str, str]:
+    run = api.get(f"/dags/{dag_id}/dagRuns", order_by="-run_after", limit=1)["dag_runs"][0]
+    return (run["start_date"], run["end_date"])
 
 
 @pytest.fixture
-def engine(airflow_db, simulator) -> OrchestrationEngine:
+def engine(deployment, simulator):
     simulator.reset()
-    client = OpenAIClient(api_key=SIM_KEY, base_url=simulator.openai_base_url, conn_id="engine_test_openai")
-    return OrchestrationEngine(EngineConfig(), llm_client=client)
+    client = OpenAIClient(api_key=SIM_KEY, base_url=simulator.openai_base_url, conn_id=ENGINE_CONN)
+    with OrchestrationEngine(EngineConfig(), llm_client=client, home=deployment.home, run_timeout=300) as running:
+        yield running
 
 
 def _workflow(name: str, **fields) -> Workflow:
@@ -124,20 +133,22 @@ def test_engine_reports_partial_completion_per_agent(engine, simulator):
     assert engine.get_workflow_status(workflow_id)["status"] == "partial"
 
 
-def test_engine_run_fails_without_partial_completion_and_keeps_the_key_out(engine, simulator):
+def test_engine_run_fails_without_partial_completion_and_keeps_the_key_out(engine, simulator, deployment):
     workflow_id = engine.register_workflow(_workflow("engine_strict"))
     simulator.script(["400"], model="gpt-4o")
     result = engine.execute_workflow(workflow_id)
     assert result.status is WorkflowStatus.FAILED
 
-    from airflow.settings import engine as db
-
-    with db.connect() as conn:
-        for table in ("serialized_dag", "xcom", "dag_code", "connection", "rendered_task_instance_fields"):
-            rows = conn.execute(text(f"SELECT * FROM {table}")).fetchall()
-            assert SIM_KEY not in str(rows), table
-    logs = Path(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]) / "erp_agents_engine"
-    assert all(SIM_KEY not in p.read_text(errors="replace") for p in logs.rglob("*.log"))
+    db = create_engine(deployment.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with db.connect() as conn:
+            for table in ("serialized_dag", "xcom", "dag_code", "connection", "rendered_task_instance_fields", "log"):
+                rows = conn.execute(text(f"SELECT * FROM {table}")).fetchall()
+                assert SIM_KEY not in str(rows), table
+    finally:
+        db.dispose()
+    logs = list(deployment.layout.logs.rglob("*.log"))
+    assert logs and all(SIM_KEY not in p.read_text(errors="replace") for p in logs)
 
 
 def test_engine_refuses_bad_workflows_and_unknown_ids(engine):

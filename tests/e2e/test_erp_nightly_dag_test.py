@@ -52,7 +52,8 @@ def test_erp_nightly_runs_end_to_end(airflow_db, sim, erp_nightly):
     # Outputs in XCom are the model's final answers, and downstream prompts carry them verbatim.
     outputs = xcoms("erp_nightly", run.run_id, "return_value")
     for task_id, reqs in by_agent.items():
-        assert outputs[task_id] == {"output": final_text(reqs[-1]), "agent": task_id.split(".")[1], "model": reqs[-1]["model"]}
+        assert outputs[task_id] == {"schema_version": 1, "output": final_text(reqs[-1]), "agent": task_id.split(".")[1],
+                                    "model": reqs[-1]["model"]}
     reconciler_prompt = first_user_text(by_agent["finance.ledger_reconciler"][0])
     assert outputs["finance.bank_loader"]["output"] in reconciler_prompt
     assert outputs["hr.payroll_export"]["output"] in reconciler_prompt
@@ -74,3 +75,6 @@ def test_erp_nightly_runs_end_to_end(airflow_db, sim, erp_nightly):
     assert summary["total_input_tokens"] == sum(r["usage"]["input_tokens"] for r in requests)
     assert summary["total_output_tokens"] == sum(r["usage"]["output_tokens"] for r in requests)
     assert math.isclose(summary["total_cost"], float(expected_cost(requests)), rel_tol=1e-9)
+    # The ledger (every try, money's source of truth) agrees with the XCom records to the cent.
+    assert summary["ledger_cost"] is not None
+    assert abs(summary["ledger_cost"] - float(expected_cost(requests))) < 0.01

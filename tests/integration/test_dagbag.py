@@ -21,13 +21,22 @@ def dagbag() -> DagBag:
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
-def test_every_example_imports_without_errors(dagbag):
-    assert dagbag.import_errors == {}
-    assert EXPECTED_DAGS | PYTHON_EXAMPLES == set(dagbag.dag_ids)
+@pytest.fixture(scope="module")
+def examples_bag() -> DagBag:
+    """The Python API scripts: ignored by the dags folder (.airflowignore), since the engine registers them
+    itself, but still importable as DAG files."""
+    return DagBag(dag_folder=str(ROOT / "dags" / "examples"))
 
 
-def test_python_examples_match_their_yaml_twins(dagbag):
+def test_every_example_imports_without_errors(dagbag, examples_bag):
+    assert dagbag.import_errors == {} and examples_bag.import_errors == {}
+    assert EXPECTED_DAGS == set(dagbag.dag_ids)  # the scripts under examples/ are not the dags folder's DAGs
+    assert PYTHON_EXAMPLES == set(examples_bag.dag_ids)
+
+
+def test_python_examples_match_their_yaml_twins(examples_bag):
     """The Python API builds the same kind of DAG as a spec: groups per module, edges, summary last."""
+    dagbag = examples_bag
     multi = dagbag.dags["erp_multi_module_py"]
     assert {t.task_group.group_id for t in multi.tasks if t.task_id != "workflow_summary"} == {
         "hr", "finance", "inventory", "compliance"}
@@ -35,7 +44,7 @@ def test_python_examples_match_their_yaml_twins(dagbag):
     assert multi.get_task("workflow_summary").upstream_task_ids == {t.task_id for t in multi.tasks} - {"workflow_summary"}
     basic = dagbag.dags["basic_workflow_py"]
     assert basic.get_task("finance.report_generator").upstream_task_ids == {"finance.data_analyzer"}
-    assert basic.max_active_tasks == 3 and basic.dagrun_timeout == timedelta(seconds=1800)
+    assert basic.max_active_tasks == 3 and basic.dagrun_timeout == timedelta(seconds=1800 + 300)  # workflow timeout + grace
     assert basic.get_task("finance.data_processor").priority_weight == 8
 
 
@@ -45,17 +54,18 @@ def test_erp_nightly_structure(dagbag):
     assert groups == {"hr", "finance", "inventory", "compliance"}
     assert len(dag.tasks) == 16
     assert dag.max_active_tasks == 8
-    assert dag.dagrun_timeout == timedelta(seconds=5400)
+    assert dag.dagrun_timeout == timedelta(seconds=5400 + 300)  # workflow timeout + grace
     assert {"erp-agents", "nightly", "hr", "finance"} <= set(dag.tags)
     assert dag.timetable.expression == "0 2 * * *"
     reconciler = dag.get_task("finance.ledger_reconciler")
     assert reconciler.upstream_task_ids == {"finance.bank_loader", "hr.payroll_export"}
     assert reconciler.priority_weight == 8 and reconciler.weight_rule == "absolute"
-    assert reconciler.retries == 2
+    # max_retries 2 are retries inside each call; one Airflow task retry covers what is outside a call.
+    assert reconciler.retries == 1
     assert reconciler.retry_delay == timedelta(seconds=10)
     assert reconciler.retry_exponential_backoff == 2.0
     assert reconciler.max_retry_delay == timedelta(seconds=120)
-    assert reconciler.execution_timeout == timedelta(seconds=300)
+    assert reconciler.execution_timeout == timedelta(seconds=300 + 30)  # the agent stops itself at 300 s
     assert reconciler.start_from_trigger is True
     assert reconciler.start_trigger_args.trigger_cls == "erp_agents.triggers.agent.AgentTrigger"
     assert dag.get_task("finance.month_end_report").upstream_task_ids == {
@@ -78,9 +88,23 @@ def test_trigger_kwargs_are_json_and_carry_no_secrets(dagbag):
     task = dagbag.dags["erp_nightly"].get_task("finance.ledger_reconciler")
     kwargs = task.start_trigger_args.trigger_kwargs
     text = json.dumps(kwargs)
-    assert kwargs["payload"]["upstream"] == {"bank_loader": "finance.bank_loader", "payroll_export": "hr.payroll_export"}
-    assert kwargs["payload"]["provider"]["conn_id"] == "openai_default"
+    assert set(kwargs) == {"invocation", "end_in_triggerer"}
+    invocation = task.invocation
+    assert invocation.upstream == {"bank_loader": "finance.bank_loader", "payroll_export": "hr.payroll_export"}
+    assert invocation.provider.conn_id == "openai_default"
     assert "password" not in text and "sk-" not in text
+
+
+def test_the_invocation_is_stored_once_per_task_in_the_serialized_dag(dagbag):
+    import json
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags["erp_nightly"]
+    text = json.dumps(DagSerialization.to_dict(dag))
+    for task in dag.tasks:
+        if hasattr(task, "invocation"):
+            assert text.count(json.dumps(task.invocation.to_json())[1:-1]) == 1
 
 
 def test_a_broken_spec_never_hides_the_others(tmp_path, caplog):

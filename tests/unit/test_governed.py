@@ -11,6 +11,7 @@ from pydantic_ai.models.function import FunctionModel
 from pydantic_ai.usage import RequestUsage
 
 from erp_agents.costs.record import CostRecord
+from erp_agents.costs.pricing import UnknownPriceError
 from erp_agents.governed import GovernedModel
 
 PRICES = {"fn": {"input": 0.01, "output": 0.02}}
@@ -19,8 +20,10 @@ PRICES = {"fn": {"input": 0.01, "output": 0.02}}
 class RecordingGovernor:
     def __init__(self) -> None:
         self.calls: list[tuple[str, object]] = []
+        self.estimates: list = []
 
     async def acquire(self, estimate):
+        self.estimates.append(estimate)
         self.calls.append(("acquire", estimate.max_output_tokens))
         return len(self.calls)
 
@@ -43,7 +46,7 @@ def test_each_round_is_acquired_then_settled_and_priced():
 
     governor, record = RecordingGovernor(), _record()
     model = GovernedModel(FunctionModel(answer, model_name="fn"), record=record, provider_type="custom",
-                          price_overrides=PRICES, governor=governor)
+                          price_overrides=PRICES, governor=governor, priority=7)
     agent = Agent(model)
 
     @agent.tool_plain
@@ -55,6 +58,18 @@ def test_each_round_is_acquired_then_settled_and_priced():
     assert governor.calls == [("acquire", 50), ("settle", (1, 10, 2)), ("acquire", 50), ("settle", (3, 20, 3))]
     assert (record.calls, record.input_tokens, record.output_tokens) == (2, 30, 5)
     assert record.cost_usd == pytest.approx((30 * 0.01 + 5 * 0.02) / 1000)
+    first, second = governor.estimates
+    assert (first.workflow, first.agent, first.module, first.provider_name, first.model) == ("w", "a", "M", "p", "fn")
+    assert (first.call_number, second.call_number) == (1, 2)
+    assert first.priority == 7 and first.prompt_tokens >= 1 and second.message_count == 3
+
+
+def test_an_unpriced_model_is_refused_before_any_request():
+    calls = []
+    model = FunctionModel(lambda m, i: calls.append(1) or ModelResponse(parts=[TextPart("x")]), model_name="house-7b")
+    with pytest.raises(UnknownPriceError, match="no price for model 'house-7b'"):
+        GovernedModel(model, record=_record(), provider_type="custom")
+    assert calls == []
 
 
 def test_a_failed_request_releases_its_permit():

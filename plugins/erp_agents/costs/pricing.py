@@ -1,21 +1,35 @@
-"""Price of one model request in USD: CostConfig overrides first, then genai-prices; never a silent $0."""
+"""Price of one model request: CostConfig overrides first, then genai-prices; never a silent $0.
+
+Token counts follow pydantic-ai and genai-prices: ``input_tokens`` includes the cached and the
+cache-written tokens, which are priced at their own rates when the model has them.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Mapping
+from typing import Any, Mapping
 
+import genai_prices
 from genai_prices import Usage, calc_price
 
-from erp_agents.exceptions import PermanentAgentError
+from erp_agents.costs.money import usd_to_micros
+from erp_agents.exceptions import UnknownPriceError
+from erp_agents.spec.models import bare_model_name
 
 # Our provider types -> genai-prices provider ids.
 _GENAI_PROVIDER = {"openai": "openai", "openai_compatible": "openai", "anthropic": "anthropic"}
+COST_CONFIG_SOURCE = "cost_config"
+GENAI_PRICES_SOURCE = f"genai-prices {genai_prices.__version__}"
 
+# CostConfig.model_costs as dicts (``ModelPrice.model_dump()``) or the ModelPrice objects themselves.
+PriceOverrides = Mapping[str, Any]
 
-class UnknownPriceError(PermanentAgentError):
-    """No price for a model: refusing to count its calls as free."""
+__all__ = [
+    "COST_CONFIG_SOURCE", "GENAI_PRICES_SOURCE", "PriceQuote", "TokenCounts", "UnknownPriceError",
+    "has_price", "price_usd", "quote", "worst_case_micros",
+]
 
 
 @dataclass(frozen=True)
@@ -26,24 +40,62 @@ class TokenCounts:
     cache_write_tokens: int = 0
 
 
-def bare_model_name(model: str) -> str:
-    return model.split(":", 1)[-1]
+@dataclass(frozen=True)
+class PriceQuote:
+    """The price of one request and where it came from, as the cost record and the ledger keep it."""
+
+    usd: Decimal
+    source: str
+    price_date: date
+
+    @property
+    def micros(self) -> int:
+        return usd_to_micros(self.usd)
 
 
-def price_usd(
+def _override_for(model: str, overrides: PriceOverrides | None) -> Mapping[str, Any] | None:
+    if not overrides:
+        return None
+    found = overrides.get(model) or overrides.get(bare_model_name(model))
+    if found is None:
+        return None
+    if isinstance(found, Mapping):
+        return found
+    return dict(found.model_dump())
+
+
+def _per_k(override: Mapping[str, Any], name: str, fallback: str = "input") -> Decimal:
+    value = override.get(name)
+    if value is None:
+        value = override[fallback]
+    return Decimal(str(value))
+
+
+def _override_usd(override: Mapping[str, Any], tokens: TokenCounts) -> Decimal:
+    uncached = max(0, tokens.input_tokens - tokens.cache_read_tokens - tokens.cache_write_tokens)
+    total = (
+        _per_k(override, "input") * uncached
+        + _per_k(override, "cached_input") * tokens.cache_read_tokens
+        + _per_k(override, "cache_write") * tokens.cache_write_tokens
+        + _per_k(override, "output", "output") * tokens.output_tokens
+    )
+    return total / 1000
+
+
+def quote(
     model: str,
     tokens: TokenCounts,
     *,
     provider_type: str | None = None,
-    overrides: Mapping[str, Mapping[str, float]] | None = None,
-) -> Decimal:
-    """USD for one request. ``overrides`` is CostConfig.model_costs: USD per 1K input/output tokens."""
-    name = bare_model_name(model)
-    override = (overrides or {}).get(model) or (overrides or {}).get(name)
+    overrides: PriceOverrides | None = None,
+    at: datetime | None = None,
+) -> PriceQuote:
+    """Price ``tokens`` at ``at`` (default now): CostConfig.model_costs (USD per 1K) over genai-prices."""
+    when = at or datetime.now(UTC)
+    override = _override_for(model, overrides)
     if override is not None:
-        per_k_in = Decimal(str(override["input"]))
-        per_k_out = Decimal(str(override["output"]))
-        return (per_k_in * tokens.input_tokens + per_k_out * tokens.output_tokens) / 1000
+        return PriceQuote(_override_usd(override, tokens), COST_CONFIG_SOURCE, when.date())
+    name = bare_model_name(model)
     usage = Usage(
         input_tokens=tokens.input_tokens,
         output_tokens=tokens.output_tokens,
@@ -51,17 +103,48 @@ def price_usd(
         cache_write_tokens=tokens.cache_write_tokens or None,
     )
     try:
-        calc = calc_price(usage, name, provider_id=_GENAI_PROVIDER.get(provider_type or ""))
+        calc = calc_price(
+            usage, name, provider_id=_GENAI_PROVIDER.get(provider_type or ""), genai_request_timestamp=when
+        )
     except LookupError as exc:
         raise UnknownPriceError(
             f"no price for model {name!r}: add it to EngineConfig cost_config.model_costs ({exc})"
         ) from None
-    return Decimal(calc.total_price)
+    return PriceQuote(Decimal(calc.total_price), GENAI_PRICES_SOURCE, when.date())
 
 
-def has_price(model: str, provider_type: str | None, overrides: Mapping[str, object] | None = None) -> bool:
+def price_usd(
+    model: str,
+    tokens: TokenCounts,
+    *,
+    provider_type: str | None = None,
+    overrides: PriceOverrides | None = None,
+) -> Decimal:
+    """USD for one request; ``quote`` also says where the price came from."""
+    return quote(model, tokens, provider_type=provider_type, overrides=overrides).usd
+
+
+def has_price(model: str, provider_type: str | None, overrides: PriceOverrides | None = None) -> bool:
     try:
-        price_usd(model, TokenCounts(1, 1), provider_type=provider_type, overrides=overrides)  # type: ignore[arg-type]
+        quote(model, TokenCounts(1, 1), provider_type=provider_type, overrides=overrides)
     except UnknownPriceError:
         return False
     return True
+
+
+def worst_case_micros(
+    model: str,
+    provider_type: str | None,
+    overrides: PriceOverrides | None,
+    prompt_tokens: int,
+    max_output_tokens: int,
+) -> int:
+    """The most one request can cost, rounded up: every prompt token at its dearest rate (plain input or
+    cache write, whichever costs more) and every allowed output token."""
+    plain = TokenCounts(prompt_tokens, max_output_tokens)
+    written = TokenCounts(prompt_tokens, max_output_tokens, cache_write_tokens=prompt_tokens)
+    usd = max(
+        quote(model, plain, provider_type=provider_type, overrides=overrides).usd,
+        quote(model, written, provider_type=provider_type, overrides=overrides).usd,
+    )
+    return usd_to_micros(usd, round_up=True)

@@ -1,17 +1,25 @@
-"""The cost record every agent task pushes to XCom, and the run totals built from them."""
+"""The cost record every agent task pushes to XCom, and the run totals built from them.
+
+A record is filled in one process (the trigger's), request by request, and then crosses to
+others as XCom: a versioned pydantic model, read back through ``erp_agents.xcom``.
+"""
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, computed_field, model_validator
 
 COST_XCOM_KEY = "cost_record"
+COST_RECORD_VERSION = 1
 
 
-@dataclass
-class RequestCost:
+class RequestCost(BaseModel):
     """One model request as GovernedModel saw it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str
     input_tokens: int
@@ -20,12 +28,15 @@ class RequestCost:
     cost_usd: float
     latency_s: float
     cache_write_tokens: int = 0
+    cost_micros: int = 0
 
 
-@dataclass
-class CostRecord:
-    """Tokens, money and time one agent attempt spent; JSON-able for XCom."""
+class CostRecord(BaseModel):
+    """Tokens, money and time one agent attempt spent; filled in place while the agent runs."""
 
+    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+
+    schema_version: int = COST_RECORD_VERSION
     workflow: str
     agent: str
     module: str
@@ -41,9 +52,23 @@ class CostRecord:
     latency_s: float = 0.0
     tool_calls: int = 0
     estimated_usage_calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    limiter_wait_s: float = 0.0
+    price_source: str = ""
+    price_date: str | None = None
     status: str = "success"
     error: str | None = None
-    requests: list[RequestCost] = field(default_factory=list)
+    error_type: str | None = None
+    requests: list[RequestCost] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_derived(cls, data: Any) -> Any:
+        # total_tokens is derived: written for readers of the raw XCom, ignored on the way back.
+        if isinstance(data, dict) and "total_tokens" in data:
+            data = {k: v for k, v in data.items() if k != "total_tokens"}
+        return data
 
     def add(self, request: RequestCost) -> None:
         self.requests.append(request)
@@ -55,26 +80,14 @@ class CostRecord:
         self.cost_usd = round(self.cost_usd + request.cost_usd, 10)
         self.latency_s = round(self.latency_s + request.latency_s, 6)
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["total_tokens"] = self.total_tokens
-        return data
-
-    @classmethod
-    def from_xcom(cls, value: Any) -> CostRecord | None:
-        """Accept the dict or its JSON text (events from the triggerer arrive JSON-encoded)."""
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = json.loads(value)
-        data = dict(value)
-        data.pop("total_tokens", None)
-        data["requests"] = [RequestCost(**r) for r in data.get("requests", [])]
-        return cls(**data)
+        """The JSON-able form pushed to XCom."""
+        return self.model_dump(mode="json")
 
 
 @dataclass(frozen=True)

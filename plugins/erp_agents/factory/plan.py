@@ -2,16 +2,27 @@
 
 Maps the seed's fields onto Airflow's: priority -> priority_weight, RetryPolicy -> retries and
 backoff, timeout -> execution_timeout, max_parallel_agents -> max_active_tasks, Workflow.timeout
--> dagrun_timeout, module -> TaskGroup and tag. No Airflow import, no I/O.
+-> dagrun_timeout, module -> TaskGroup and tag. Each agent task gets its ``AgentInvocation``, the
+typed hand-off to the trigger. Task ids are built here and nowhere else. No Airflow import, no I/O.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from erp_agents.contracts import AgentInvocation, Budgets, SummaryAgent, SummaryPlan
 from erp_agents.spec.graph import AgentGraph, build_graph
-from erp_agents.spec.models import Agent, EngineConfig, RetryPolicy, RetryStrategy, Workflow
+from erp_agents.limits.pools import pool_for
+from erp_agents.spec.models import (
+    Agent,
+    EngineConfig,
+    Notifications,
+    RetryPolicy,
+    RetryStrategy,
+    Workflow,
+    bare_model_name,
+)
 
 SUMMARY_TASK_ID = "workflow_summary"
 
@@ -26,6 +37,7 @@ def group_id_for(module: str) -> str:
 
 
 def task_id_for(agent: Agent) -> str:
+    """``group.name``: the task id Airflow gives the agent's task inside its module's TaskGroup."""
     return f"{group_id_for(agent.module)}.{agent.name}"
 
 
@@ -35,19 +47,18 @@ class AgentTaskPlan:
 
     task_id: str
     group_id: str
+    local_id: str  # the id inside its TaskGroup
     agent: Agent
     upstream_task_ids: tuple[str, ...]
-    upstream_agents: dict[str, str]
     priority_weight: int
     retries: int
     retry_delay_s: float
     retry_exponential_backoff: float
     max_retry_delay_s: float
     execution_timeout_s: float
-    retry_policy: RetryPolicy
-    provider_name: str
     pool: str | None
-    trigger_payload: dict[str, Any]
+    trigger_rule: str  # all_success, or all_done for on_upstream_failure: run
+    invocation: AgentInvocation
 
 
 @dataclass(frozen=True)
@@ -62,10 +73,21 @@ class DagPlan:
     doc_md: str
     groups: tuple[str, ...]
     tasks: tuple[AgentTaskPlan, ...]
-    levels: tuple[tuple[str, ...], ...]
-    summary_payload: dict[str, Any] = field(default_factory=dict)
+    summary: SummaryPlan
     publishes: str = ""
     waits_for: tuple[str, ...] = ()
+    notifications: Notifications | None = None
+
+
+RUN_TIMEOUT_GRACE_S = 300.0
+TASK_TIMEOUT_GRACE_S = 30.0
+
+
+def task_retries(policy: RetryPolicy) -> int:
+    """Airflow task retries: one, for what happens outside a call (a triggerer restart, a lost worker).
+    Transient provider errors are retried inside the call, so the two layers never multiply beyond
+    (in-call attempts) x 2; ``no_retry`` or ``max_retries: 0`` means no task retry either."""
+    return 0 if policy.attempts == 1 else 1
 
 
 def effective_retry_policy(agent: Agent, workflow: Workflow, engine: EngineConfig) -> RetryPolicy:
@@ -82,25 +104,33 @@ def _airflow_backoff(policy: RetryPolicy) -> float:
     return policy.exponential_base if policy.strategy is RetryStrategy.EXPONENTIAL_BACKOFF else 0.0
 
 
-def _price_overrides(engine: EngineConfig, model: str) -> dict[str, dict[str, float]]:
-    bare = model.split(":", 1)[-1]
-    return {k: v.model_dump() for k, v in engine.cost_config.model_costs.items() if k in (model, bare)}
-
-
-def _agent_payload(agent: Agent, workflow: Workflow, engine: EngineConfig, upstream: dict[str, str]) -> dict[str, Any]:
+def _invocation(agent: Agent, workflow: Workflow, engine: EngineConfig, upstream: dict[str, str]) -> AgentInvocation:
     provider_name, provider = engine.provider_for(agent.llm_config)
-    policy = effective_retry_policy(agent, workflow, engine)
-    return {
-        "workflow": workflow.name,
-        "agent": agent.model_dump(mode="json", exclude_defaults=False),
-        "upstream": upstream,
-        "provider_name": provider_name,
-        "provider": {**provider.model_dump(mode="json"), "structured_output": provider.output_mode()},
-        "price_overrides": _price_overrides(engine, agent.llm_config.model),
-        "retry_policy": policy.model_dump(mode="json"),
-        "max_tool_rounds": engine.max_tool_rounds,
-        "cost_budget": workflow.cost_budget,
-    }
+    model = agent.llm_config.model
+    costs = engine.cost_config
+    return AgentInvocation(
+        workflow=workflow.name,
+        task_id=task_id_for(agent),
+        agent=agent,
+        provider_name=provider_name,
+        provider=provider,
+        price_overrides={k: v for k, v in costs.model_costs.items() if k in (model, bare_model_name(model))},
+        upstream=upstream,
+        max_tool_rounds=engine.max_tool_rounds,
+        retry_policy=effective_retry_policy(agent, workflow, engine),
+        rate_limits=tuple(engine.effective_rate_limits(provider_name, model, workflow.rate_limit_config)),
+        budgets=Budgets(
+            agent_cost_limit=agent.cost_limit,
+            workflow_cost_budget=workflow.cost_budget,
+            module=agent.module,
+            module_budget=costs.module_budgets.get(agent.module),
+            global_budget=costs.global_budget,
+        ),
+        limiter=engine.limiter,
+        ledger=engine.ledger,
+        workflow_timeout_s=workflow.timeout,
+        log_prompts=engine.monitor_config.log_prompts,
+    )
 
 
 def _doc_md(workflow: Workflow, graph: AgentGraph, source: str | None) -> str:
@@ -140,19 +170,19 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
             AgentTaskPlan(
                 task_id=task_id_for(agent),
                 group_id=group_id_for(agent.module),
+                local_id=agent.name,
                 agent=agent,
                 upstream_task_ids=tuple(upstream.values()),
-                upstream_agents=upstream,
                 priority_weight=agent.priority,
-                retries=policy.max_retries,
+                retries=task_retries(policy),
                 retry_delay_s=policy.base_delay,
                 retry_exponential_backoff=_airflow_backoff(policy),
                 max_retry_delay_s=policy.max_delay,
-                execution_timeout_s=agent.timeout,
-                retry_policy=policy,
-                provider_name=provider_name,
-                pool=agent.pool or provider.pool,
-                trigger_payload=_agent_payload(agent, workflow, engine, upstream),
+                # The agent ends itself at its timeout with the reason; Airflow's timeout is the backstop.
+                execution_timeout_s=agent.timeout + TASK_TIMEOUT_GRACE_S,
+                pool=agent.pool or pool_for(provider_name, engine),
+                trigger_rule="all_done" if agent.on_upstream_failure == "run" else "all_success",
+                invocation=_invocation(agent, workflow, engine, upstream),
             )
         )
     groups = tuple(dict.fromkeys(t.group_id for t in tasks))
@@ -163,18 +193,22 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
         schedule=workflow.schedule,
         tags=tags,
         max_active_tasks=workflow.max_parallel_agents,
-        dagrun_timeout_s=workflow.timeout,
+        # Agents stop themselves at the workflow timeout, so workflow_summary still runs and reports
+        # it; Airflow's own run timeout stays as the backstop behind that.
+        dagrun_timeout_s=workflow.timeout + RUN_TIMEOUT_GRACE_S if workflow.timeout else None,
         params=dict(workflow.params),
         doc_md=_doc_md(workflow, graph, source),
         groups=groups,
         tasks=tuple(tasks),
-        levels=graph.levels,
         publishes=workflow_asset_uri(workflow.name),
         waits_for=tuple(workflow_asset_uri(name) for name in workflow.wait_for),
-        summary_payload={
-            "workflow": workflow.name,
-            "agents": {task_id_for(a): {"name": a.name, "critical": a.critical} for a in workflow.agents},
-            "allow_partial_completion": workflow.allow_partial_completion,
-            "cost_budget": workflow.cost_budget,
-        },
+        summary=SummaryPlan(
+            workflow=workflow.name,
+            agents={task_id_for(a): SummaryAgent(name=a.name, critical=a.critical) for a in workflow.agents},
+            allow_partial_completion=workflow.allow_partial_completion,
+            cost_budget=workflow.cost_budget,
+            notifications=workflow.notifications,
+            ledger=engine.ledger,
+        ),
+        notifications=workflow.notifications,
     )

@@ -6,11 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 from airflow.sdk import DAG, Asset, TaskGroup
 
-from erp_agents.exceptions import SpecError, SpecProblem
+from erp_agents.exceptions import GraphError, SpecError, SpecProblem
 from erp_agents.factory.plan import SUMMARY_TASK_ID, DagPlan, plan_workflow
+from erp_agents.notifications import callbacks_for
 from erp_agents.operators.agent import LLMAgentOperator
 from erp_agents.operators.summary import WorkflowSummaryOperator
-from erp_agents.spec.graph import GraphError
 from erp_agents.spec.loader import format_path
 from erp_agents.spec.models import EngineConfig, Workflow
 
@@ -32,14 +32,17 @@ def render_dag(plan: DagPlan) -> DAG:
         params=plan.params,
         doc_md=plan.doc_md,
     )
+    callbacks = callbacks_for(plan.notifications)
+    if callbacks["dag_on_failure_callback"]:
+        dag.on_failure_callback = callbacks["dag_on_failure_callback"]
     with dag:
         groups = {g: TaskGroup(group_id=g, prefix_group_id=True) for g in plan.groups}
         operators = {}
         for task in plan.tasks:
             operators[task.task_id] = LLMAgentOperator(
-                task_id=task.task_id.split(".", 1)[1],
+                task_id=task.local_id,
                 task_group=groups[task.group_id],
-                payload=task.trigger_payload,
+                invocation=task.invocation,
                 priority_weight=task.priority_weight,
                 weight_rule="absolute",
                 retries=task.retries,
@@ -48,13 +51,15 @@ def render_dag(plan: DagPlan) -> DAG:
                 max_retry_delay=timedelta(seconds=task.max_retry_delay_s),
                 execution_timeout=timedelta(seconds=task.execution_timeout_s),
                 pool=task.pool,
+                trigger_rule=task.trigger_rule,
+                on_failure_callback=callbacks["agent_on_failure_callback"] or None,
                 doc_md=task.agent.description or None,
             )
         for task in plan.tasks:
             if task.upstream_task_ids:
                 operators[task.task_id].set_upstream([operators[u] for u in task.upstream_task_ids])
         summary = WorkflowSummaryOperator(
-            task_id=SUMMARY_TASK_ID, payload=plan.summary_payload, outlets=[Asset(plan.publishes)]
+            task_id=SUMMARY_TASK_ID, summary=plan.summary, outlets=[Asset(plan.publishes)]
         )
         list(operators.values()) >> summary
     return dag

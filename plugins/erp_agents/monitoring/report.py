@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from erp_agents.contracts import RunSummary
 from erp_agents.factory.plan import SUMMARY_TASK_ID
+from erp_agents.xcom import RETURN_VALUE_KEY, run_summary_from_xcom
 
 
 def load_summary(dag_id: str, run_id: str | None = None) -> dict[str, Any]:
+    """The summary of ``run_id`` (default: the latest run of ``dag_id``) as JSON-able data."""
+    return load_run_summary(dag_id, run_id).model_dump(mode="json")
+
+
+def load_run_summary(dag_id: str, run_id: str | None = None) -> RunSummary:
     """The summary of ``run_id`` (default: the latest run of ``dag_id``)."""
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
@@ -27,33 +33,32 @@ def load_summary(dag_id: str, run_id: str | None = None) -> dict[str, Any]:
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == run.run_id,
                 XComModel.task_id == SUMMARY_TASK_ID,
-                XComModel.key == "return_value",
+                XComModel.key == RETURN_VALUE_KEY,
             )
         ).first()
         if value is None:
             raise LookupError(f"run {run.run_id!r} of {dag_id!r} has no summary (state: {run.state})")
-    summary = json.loads(value) if isinstance(value, str) else value
-    summary["run_id"] = run.run_id
-    return summary
+    return run_summary_from_xcom(value).model_copy(update={"run_id": run.run_id})
 
 
-def format_report(summary: dict[str, Any]) -> str:
+def format_report(summary: RunSummary | dict[str, Any]) -> str:
     """A fixed-width table: one row per agent, then the run's totals."""
-    rows = [f"Workflow {summary['workflow']} run {summary.get('run_id', '')}: {summary['status'].upper()}",
-            f"  {summary['reason']}", ""]
+    if not isinstance(summary, RunSummary):
+        summary = run_summary_from_xcom(summary)
+    rows = [f"Workflow {summary.workflow} run {summary.run_id}: {summary.status.upper()}", f"  {summary.reason}", ""]
     header = f"{'agent':<40} {'state':<16} {'calls':>5} {'in tok':>8} {'out tok':>8} {'cost USD':>11}"
     rows += [header, "-" * len(header)]
-    for task_id, agent in summary["per_agent"].items():
+    for task_id, agent in summary.per_agent.items():
         rows.append(
-            f"{task_id:<40} {agent['state']:<16} {agent['calls']:>5} {agent['input_tokens']:>8} "
-            f"{agent['output_tokens']:>8} {agent['cost_usd']:>11.6f}"
+            f"{task_id:<40} {agent.state:<16} {agent.calls:>5} {agent.input_tokens:>8} "
+            f"{agent.output_tokens:>8} {agent.cost_usd:>11.6f}"
         )
     rows.append("-" * len(header))
     rows.append(
-        f"{'TOTAL':<40} {'':<16} {summary['total_calls']:>5} {summary['total_input_tokens']:>8} "
-        f"{summary['total_output_tokens']:>8} {summary['total_cost']:>11.6f}"
+        f"{'TOTAL':<40} {'':<16} {summary.total_calls:>5} {summary.total_input_tokens:>8} "
+        f"{summary.total_output_tokens:>8} {summary.total_cost:>11.6f}"
     )
-    budget = summary.get("cost_budget")
+    budget = summary.cost_budget
     if budget:
-        rows.append(f"Budget ${budget:.2f}: {100 * summary['total_cost'] / budget:.2f}% used")
+        rows.append(f"Budget ${budget:.2f}: {100 * summary.total_cost / budget:.2f}% used")
     return "\n".join(rows)

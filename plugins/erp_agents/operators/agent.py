@@ -4,29 +4,31 @@ Under the scheduler the task starts in the triggerer (``start_from_trigger``) an
 worker process. ``execute()`` is the fallback used where a worker step is unavoidable:
 ``airflow dags test`` / ``dag.test()`` (they call execute() and run the deferred trigger inline) and
 ``start_from_trigger=False``. Both paths build the same trigger and run the same code.
+
+The agent's ``AgentInvocation`` is stored once, as the trigger kwargs of ``start_trigger_args``: the
+triggerer deserializes the whole DAG for every trigger it starts, so nothing is stored twice.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import cached_property
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 from airflow.triggers.base import StartTriggerArgs
 
-from erp_agents.costs.record import COST_XCOM_KEY
-from erp_agents.triggers.agent import CLASSPATH, AgentTrigger, agent_output, run_context
-
-
-class AgentRetryableError(AirflowException):
-    """The agent failed in a way a later attempt may not (429, 5xx, timeout): Airflow retries it."""
+from erp_agents import exceptions
+from erp_agents.contracts import AgentFailed, AgentInvocation, load_contract, load_event
+from erp_agents.triggers.agent import CLASSPATH, AgentTrigger, run_context
+from erp_agents.xcom import COST_XCOM_KEY, TRANSCRIPT_XCOM_KEY, pull_agent_outputs
 
 
 class LLMAgentOperator(BaseOperator):
     """Run one LLM agent of a workflow spec.
 
-    :param payload: the agent's plan (spec, provider, prices, upstream task ids); JSON-able.
+    :param invocation: the agent's plan (spec, provider, prices, upstream task ids, limits, budgets).
     :param start_from_trigger: start in the triggerer (default) or on a worker.
     """
 
@@ -36,40 +38,60 @@ class LLMAgentOperator(BaseOperator):
     ui_color = "#e8f0fe"
     start_from_trigger = True
 
-    def __init__(self, *, payload: dict[str, Any], start_from_trigger: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, *, invocation: AgentInvocation | dict[str, Any] | str, start_from_trigger: bool = True, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.payload = payload
         self.start_from_trigger = start_from_trigger
         timeout: timedelta | None = self.execution_timeout
+        typed = load_contract(AgentInvocation, invocation, f"invocation of task {self.task_id!r}")
         self.start_trigger_args = StartTriggerArgs(
             trigger_cls=CLASSPATH,
-            trigger_kwargs={"payload": payload, "end_in_triggerer": True},
+            trigger_kwargs={"invocation": typed.to_json(), "end_in_triggerer": True},
             next_method="execute_complete",
             next_kwargs=None,
             timeout=timeout,
         )
 
+    @cached_property
+    def invocation(self) -> AgentInvocation:
+        """The invocation, read back from the one place it is stored."""
+        kwargs = (self.start_trigger_args.trigger_kwargs if self.start_trigger_args else None) or {}
+        return load_contract(AgentInvocation, kwargs["invocation"], f"invocation of task {self.task_id!r}")
+
     def execute(self, context: Any) -> None:
         ti = context["ti"]
-        upstream = {
-            name: agent_output(ti.xcom_pull(task_ids=task_id, key="return_value"))
-            for name, task_id in self.payload["upstream"].items()
-        }
-        run = run_context(ti, context)
+        invocation = self.invocation
         self.defer(
-            trigger=AgentTrigger(payload=self.payload, end_in_triggerer=False, run=run, upstream_outputs=upstream),
+            trigger=AgentTrigger(
+                invocation=invocation.to_json(),
+                end_in_triggerer=False,
+                run=run_context(ti, context).model_dump(mode="json"),
+                upstream_outputs=pull_agent_outputs(ti, invocation.upstream),
+            ),
             method_name="execute_complete",
             timeout=self.execution_timeout,
         )
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> Any:
-        """Finish on a worker: push the cost record, return the output or raise with the server's message."""
-        if not isinstance(event, dict) or "status" not in event:
-            raise AirflowFailException(f"agent {self.task_id} ended without a result event: {event!r}")
-        context["ti"].xcom_push(key=COST_XCOM_KEY, value=event.get("cost_record"))
-        if event["status"] == "success":
-            return event["result"]
-        message = f"agent {self.task_id} failed ({event.get('error_type')}): {event.get('message')}"
-        if event.get("retryable"):
-            raise AgentRetryableError(message)
-        raise AirflowFailException(message)
+        """Finish on a worker: push the cost record, return the output or raise by the error's type."""
+        try:
+            typed = load_event(event)
+        except exceptions.PermanentAgentError as exc:
+            raise AirflowFailException(f"agent {self.task_id} ended without a readable result event: {exc}") from None
+        context["ti"].xcom_push(key=COST_XCOM_KEY, value=typed.cost_record.to_dict())
+        if not isinstance(typed, AgentFailed):
+            if typed.transcript is not None:
+                context["ti"].xcom_push(key=TRANSCRIPT_XCOM_KEY, value=typed.transcript.model_dump(mode="json"))
+            return typed.result.model_dump(mode="json")
+        raise airflow_error(typed, self.task_id)
+
+
+def airflow_error(event: AgentFailed, task_id: str) -> Exception:
+    """The exception Airflow sees: permanent types fail the task, every other one is retried."""
+    message = f"agent {task_id} failed ({event.error_type}): {event.message}"
+    error_class = exceptions.agent_error_classes().get(event.error_type, exceptions.TransientAgentError)
+    if issubclass(error_class, exceptions.PermanentAgentError):
+        return AirflowFailException(message)
+    retryable: type[Exception] = exceptions.AgentRetryableError
+    return retryable(message)

@@ -7,13 +7,18 @@ is allowed) or failed (the task then fails, so the DAG run does too).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from erp_agents.costs.record import COST_XCOM_KEY, CostRecord, total_of
+from erp_agents.contracts import SummaryPlan, load_contract
+from erp_agents.costs.hook import CostHook
+from erp_agents.exceptions import GovernanceStoreUnavailable
+from erp_agents.notifications import callbacks_for, notify_partial
 from erp_agents.monitoring.outcome import AgentOutcome, decide_outcome
+from erp_agents.xcom import COST_XCOM_KEY, RETURN_VALUE_KEY, cost_record_from_xcom
 
 
 class WorkflowSummaryOperator(BaseOperator):
@@ -22,42 +27,56 @@ class WorkflowSummaryOperator(BaseOperator):
     template_fields = ()
     ui_color = "#fef3e8"
 
-    def __init__(self, *, payload: dict[str, Any], **kwargs: Any) -> None:
+    def __init__(self, *, summary: SummaryPlan | dict[str, Any], **kwargs: Any) -> None:
         kwargs.setdefault("trigger_rule", "all_done")
         kwargs.setdefault("retries", 0)
         super().__init__(**kwargs)
-        self.payload = payload
+        self.summary = load_contract(SummaryPlan, summary, "workflow_summary plan")
 
     def execute(self, context: Any) -> dict[str, Any]:
         ti = context["ti"]
-        task_ids = list(self.payload["agents"])
+        plan = self.summary
+        task_ids = list(plan.agents)
         states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])
         states = states.get(ti.run_id, states)
-        outcomes = []
-        records = []
-        for task_id in task_ids:
-            record = CostRecord.from_xcom(ti.xcom_pull(task_ids=task_id, key=COST_XCOM_KEY))
-            if record:
-                records.append(record)
-            outcomes.append(
-                AgentOutcome(
-                    task_id=task_id,
-                    name=self.payload["agents"][task_id]["name"],
-                    critical=self.payload["agents"][task_id]["critical"],
-                    state=str(states.get(task_id) or "unknown"),
-                    record=record,
-                )
+        outcomes = [
+            AgentOutcome(
+                task_id=task_id,
+                name=plan.agents[task_id].name,
+                critical=plan.agents[task_id].critical,
+                state=str(states.get(task_id) or "unknown"),
+                record=cost_record_from_xcom(ti.xcom_pull(task_ids=task_id, key=COST_XCOM_KEY, map_indexes=-1)),
             )
-        summary = decide_outcome(
-            self.payload["workflow"], outcomes, self.payload["allow_partial_completion"], self.payload["cost_budget"]
-        )
-        totals = total_of(records)
+            for task_id in task_ids
+        ]
+        summary = decide_outcome(plan.workflow, outcomes, plan.allow_partial_completion, plan.cost_budget, ti.run_id)
+        summary = summary.model_copy(update={"ledger_cost": self._ledger_check(ti, outcomes)})
         self.log.info(
-            "Workflow %s: %s; %d/%d agents succeeded; %d tokens; $%.6f",
-            summary["workflow"], summary["status"], summary["agents"]["succeeded"], summary["agents"]["total"],
-            totals.total_tokens, totals.cost_usd,
+            "Workflow %s: %s (%s); %d/%d agents succeeded; %d tokens; $%.6f",
+            summary.workflow, summary.status, summary.reason, summary.agents.succeeded, summary.agents.total,
+            summary.total_tokens, summary.total_cost,
         )
-        if summary["status"] == "failed":
-            ti.xcom_push(key="return_value", value=summary)
-            raise AirflowFailException(f"workflow {summary['workflow']} failed: {summary['reason']}")
-        return summary
+        if summary.status == "partial":
+            failed = [o.task_id for o in outcomes if not o.succeeded]
+            notify_partial(callbacks_for(plan.notifications)["on_partial"], context, failed)
+        value = summary.model_dump(mode="json")
+        if summary.status == "failed":
+            ti.xcom_push(key=RETURN_VALUE_KEY, value=value)
+            raise AirflowFailException(f"workflow {summary.workflow} failed: {summary.reason}")
+        return value
+
+    def _ledger_check(self, ti: Any, outcomes: list[AgentOutcome]) -> float | None:
+        """The run's money from the ledger (every try), checked against the XCom records to the cent.
+
+        XCom keeps only each task's last try; the ledger keeps all, so a mismatch on the last try is an
+        error worth a log line, never a reason to fail the run. No ledger configured: None.
+        """
+        xcom_usd = {o.task_id: Decimal(str(o.record.cost_usd)) for o in outcomes if o.record is not None}
+        try:
+            costs = CostHook(self.summary.ledger.url).get_run_costs(ti.dag_id, ti.run_id, xcom_usd)
+        except GovernanceStoreUnavailable as exc:
+            self.log.error("Cost ledger unreachable, run totals come from XCom only: %s", exc)
+            return None
+        for agent, (ledger_usd, xcom) in sorted(costs.mismatches.items()):
+            self.log.error("Cost mismatch for %s: ledger $%s, XCom $%s", agent, ledger_usd, xcom)
+        return float(costs.total_usd)

@@ -10,21 +10,10 @@ import bisect
 import difflib
 from dataclasses import dataclass
 
+from erp_agents.exceptions import GraphError, GraphProblem
 from erp_agents.spec.models import Agent, Workflow
 
-SpecPath = tuple[str | int, ...]
-
-
-@dataclass(frozen=True)
-class GraphProblem:
-    path: SpecPath
-    message: str
-
-
-class GraphError(ValueError):
-    def __init__(self, problems: list[GraphProblem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("; ".join(p.message for p in problems))
+__all__ = ["AgentGraph", "GraphError", "GraphProblem", "build_graph"]
 
 
 @dataclass(frozen=True)
@@ -34,9 +23,6 @@ class AgentGraph:
     upstream: dict[str, tuple[str, ...]]
     order: tuple[str, ...]
     levels: tuple[tuple[str, ...], ...]
-
-    def downstream(self, name: str) -> tuple[str, ...]:
-        return tuple(n for n in self.order if name in self.upstream[n])
 
 
 MAX_HINTS = 20  # distinct unknown dependency names that get a closest-name hint

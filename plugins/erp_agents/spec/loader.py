@@ -50,6 +50,8 @@ def _read_prompt(name: str, search: list[Path]) -> str:
     for folder in search:
         candidate = folder / name
         if candidate.is_file():
+            if not candidate.resolve().is_relative_to(folder.resolve()):
+                raise OSError(f"{name!r} resolves outside its prompt folder {folder} (a symlink?): refused")
             return candidate.read_text(encoding="utf-8")
     raise OSError(f"{name!r} not found in " + ", ".join(str(f) for f in search))
 

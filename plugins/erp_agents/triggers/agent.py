@@ -4,147 +4,185 @@ Started directly in the triggerer (``start_from_trigger``), it renders the promp
 XComs, runs a pydantic-ai Agent over GovernedModel (tools in threads, so the loop stays free) and
 ends the task with ``TaskSuccessEvent`` carrying the output and the cost record: no worker at all.
 Started from ``execute()`` (``airflow dags test`` or the worker fallback) it gets upstream outputs
-and run context as kwargs and hands its result back to ``execute_complete``. Failures always go
-back to ``execute_complete``, so Airflow sees a real exception with the provider's message.
+and run context as kwargs and hands its result back to ``execute_complete``. Every failure,
+including unreadable kwargs, goes back to ``execute_complete`` as an ``AgentFailed`` event, so
+Airflow sees a real exception of the right type with the provider's (masked) message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
-from erp_agents.costs.pricing import price_usd, TokenCounts
-from erp_agents.costs.record import COST_XCOM_KEY, CostRecord
-from erp_agents.triggers.errors import classify
+from erp_agents.contracts import (
+    AgentFailed,
+    AgentInvocation,
+    AgentOutput,
+    AgentSucceeded,
+    RunContext,
+    Transcript,
+    load_contract,
+)
+from erp_agents.costs.record import CostRecord
+from erp_agents.exceptions import AgentRunError
+from erp_agents.monitoring import metrics
+from erp_agents.triggers.errors import as_agent_error, is_expected, mask, mask_value
 from erp_agents.triggers.runner import run_agent
+from erp_agents.xcom import apull_agent_outputs, apush_cost_record, success_xcoms
 
 CLASSPATH = "erp_agents.triggers.agent.AgentTrigger"
+CANCEL_PUSH_TIMEOUT_S = 10.0
 
 
 class AgentTrigger(BaseTrigger):
-    """Runs one agent; kwargs are JSON-able and ``serialize()`` mirrors ``__init__``."""
+    """Runs one agent; kwargs are JSON-able and ``serialize()`` mirrors ``__init__``.
+
+    :param invocation: the ``AgentInvocation`` as stored in the serialized DAG (its JSON text).
+    :param end_in_triggerer: end the task here (TaskSuccessEvent) or hand back to ``execute_complete``.
+    :param run: the ``RunContext`` when started from ``execute()``; else read from the task instance.
+    :param upstream_outputs: upstream outputs by agent name when started from ``execute()``.
+    """
 
     def __init__(
         self,
         *,
-        payload: dict[str, Any],
+        invocation: str | dict[str, Any],
         end_in_triggerer: bool = True,
         run: dict[str, Any] | None = None,
         upstream_outputs: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.payload = payload
+        self.raw_invocation = invocation
         self.end_in_triggerer = end_in_triggerer
         self.run_context = run
         self.upstream_outputs = upstream_outputs
+        # Validated here; an unreadable invocation is reported by run() as this task's permanent error.
+        self.invocation: AgentInvocation | None = None
+        self.invalid: AgentRunError | None = None
+        try:
+            self.invocation = load_contract(AgentInvocation, invocation, "AgentTrigger invocation")
+        except AgentRunError as exc:
+            self.invalid = exc
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return CLASSPATH, {
-            "payload": self.payload,
+            "invocation": self.raw_invocation,
             "end_in_triggerer": self.end_in_triggerer,
             "run": self.run_context,
             "upstream_outputs": self.upstream_outputs,
         }
 
-    def _new_record(self) -> CostRecord:
-        agent = self.payload["agent"]
-        return CostRecord(
-            workflow=self.payload["workflow"],
-            agent=agent["name"],
-            module=agent["module"],
-            provider=self.payload["provider_name"],
-            model=agent["llm_config"]["model"],
-        )
-
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        record = self._new_record()
+        record = _record_for(self.invocation)
+        run: RunContext | None = None
+        started = time.monotonic()
         try:
-            self._check_price()
-            run = self.run_context or self._run_from_task_instance()
+            if self.invalid is not None:
+                raise self.invalid
+            assert self.invocation is not None
+            run = self._run()
             upstream = self.upstream_outputs
             if upstream is None:
-                upstream = await self._pull_upstream_outputs(run)
-            output = await run_agent(self.payload, run, upstream, record, log=self.log)
+                upstream = await apull_agent_outputs(run, self.invocation.upstream)
+            prompt: list[str] = []
+            output = await run_agent(self.invocation, run, upstream, record, log=self.log, prompt_out=prompt)
+        except asyncio.CancelledError:
+            record.status, record.error = "cancelled", "the run was cancelled (timeout or task killed)"
+            await self._report_cancelled(run, record)
+            raise
         except Exception as exc:  # every failure becomes an event, never a dead trigger
-            failure = classify(exc)
-            record.status, record.error = "failed", failure.message
-            self.log.error("Agent %s failed (%s): %s", record.agent, failure.error_type, failure.message)
-            yield TriggerEvent(
-                {
-                    "status": "error",
-                    "retryable": failure.retryable,
-                    "error_type": failure.error_type,
-                    "message": failure.message,
-                    "cost_record": record.to_dict(),
-                }
-            )
+            error = as_agent_error(exc)
+            record.status, record.error, record.error_type = "failed", str(error), type(error).__name__
+            self.log.error("Agent %s failed (%s): %s", record.agent, type(error).__name__, error,
+                           exc_info=not is_expected(exc))
+            _record_agent(record, time.monotonic() - started, "failed")
+            event = AgentFailed(error_type=type(error).__name__, message=str(error), cost_record=record)
+            yield TriggerEvent(event.model_dump(mode="json"))
             return
         self.log.info(
             "Agent %s finished: %d calls, %d tokens, $%.6f",
             record.agent, record.calls, record.total_tokens, record.cost_usd,
         )
-        result = {"output": output, "agent": record.agent, "model": record.model}
+        _record_agent(record, time.monotonic() - started, "success")
+        # A model can repeat what it was sent, a key included: outputs pass the masker like logs do.
+        result = AgentOutput(output=mask_value(output), agent=record.agent, model=record.model)
+        kept = transcript(prompt[0], output) if self.invocation.log_prompts and prompt else None
         if self.end_in_triggerer:
-            yield TaskSuccessEvent(xcoms={"return_value": result, COST_XCOM_KEY: record.to_dict()})
+            yield TaskSuccessEvent(xcoms=success_xcoms(result, record, kept))
         else:
-            yield TriggerEvent({"status": "success", "result": result, "cost_record": record.to_dict()})
+            yield TriggerEvent(AgentSucceeded(result=result, cost_record=record, transcript=kept).model_dump(mode="json"))
 
-    def _check_price(self) -> None:
-        """Refuse to start an agent whose model has no price: its calls would be counted as free."""
-        price_usd(
-            self.payload["agent"]["llm_config"]["model"],
-            TokenCounts(1, 1),
-            provider_type=self.payload["provider"]["type"],
-            overrides=self.payload.get("price_overrides"),
-        )
-
-    def _run_from_task_instance(self) -> dict[str, Any]:
-        """Run context in the triggerer, from the RuntimeTaskInstance it attached to this trigger."""
+    def _run(self) -> RunContext:
+        if self.run_context is not None:
+            return load_contract(RunContext, self.run_context, "AgentTrigger run context")
         ti = self.task_instance
         if ti is None:
             raise RuntimeError("AgentTrigger started without run context and without a task instance")
         return run_context(ti, ti.get_template_context())
 
-    async def _pull_upstream_outputs(self, run: dict[str, Any]) -> dict[str, Any]:
-        """Upstream outputs through the triggerer's XCom access (its supervisor serves GetXCom)."""
-        from airflow.sdk.execution_time.xcom import XCom
-
-        outputs = {}
-        for name, task_id in self.payload["upstream"].items():
-            value = await XCom.aget_one(
-                key="return_value", dag_id=run["dag_id"], task_id=task_id, run_id=run["run_id"], map_index=-1
-            )
-            outputs[name] = agent_output(value)
-        return outputs
+    async def _report_cancelled(self, run: RunContext | None, record: CostRecord) -> None:
+        """A cancelled run still reports what it spent: its cost record goes to XCom."""
+        self.log.warning("Agent %s cancelled after %d calls, $%.6f", record.agent, record.calls, record.cost_usd)
+        if run is None:
+            return
+        try:
+            await asyncio.wait_for(apush_cost_record(run, record), CANCEL_PUSH_TIMEOUT_S)
+        except Exception:
+            self.log.exception("Agent %s: could not push the cost record of the cancelled run", record.agent)
 
 
-def run_context(ti: Any, context: Any) -> dict[str, Any]:
-    """The run's identity and params, JSON-able: what a prompt may use; built the same on both paths."""
+TRANSCRIPT_CAP = 16_000  # characters of prompt and of answer kept in XCom
+
+
+def transcript(prompt: str, output: Any) -> Transcript:
+    """Prompt and answer for the task's XCom (MonitorConfig.log_prompts), masked and size-capped."""
+    answer = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, sort_keys=True)
+    prompt, answer = mask(prompt), mask(answer)
+    truncated = len(prompt) > TRANSCRIPT_CAP or len(answer) > TRANSCRIPT_CAP
+    return Transcript(prompt=prompt[:TRANSCRIPT_CAP], output=answer[:TRANSCRIPT_CAP], truncated=truncated)
+
+
+def _record_agent(record: CostRecord, duration_s: float, state: str) -> None:
+    metrics.record_agent(workflow=record.workflow, module=record.module, model=record.model, provider=record.provider,
+                         duration_s=duration_s, state=state)
+
+
+def _record_for(invocation: AgentInvocation | None) -> CostRecord:
+    if invocation is None:
+        return CostRecord(workflow="", agent="", module="", provider="", model="")
+    return CostRecord(
+        workflow=invocation.workflow,
+        agent=invocation.agent.name,
+        module=invocation.agent.module,
+        provider=invocation.provider_name,
+        model=invocation.model,
+    )
+
+
+def run_context(ti: Any, context: Any) -> RunContext:
+    """The run's identity and params: what a prompt may use; built the same on both paths."""
     logical_date = context.get("logical_date")
-    return {
-        "dag_id": ti.dag_id,
-        "run_id": ti.run_id,
-        "task_id": ti.task_id,
-        "map_index": ti.map_index,
-        "try_number": ti.try_number,
-        "logical_date": logical_date.isoformat() if logical_date else None,
-        "ds": context.get("ds"),
-        "params": dict(context.get("params") or {}),
-    }
+    return RunContext(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=ti.map_index,
+        try_number=ti.try_number,
+        logical_date=logical_date.isoformat() if logical_date else None,
+        ds=context.get("ds"),
+        params=dict(context.get("params") or {}),
+        run_started_at=_iso(getattr(context.get("dag_run"), "start_date", None)),
+    )
 
 
-def agent_output(xcom_value: Any) -> Any:
-    """The output inside an agent's ``return_value`` XCom.
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
-    The XCom is always a dict ``{"output", "agent", "model"}``; pushed by a TaskSuccessEvent it comes
-    back JSON-encoded, so a str is always an encoded dict and is decoded once: no guessing about
-    outputs that merely look like JSON.
-    """
-    if xcom_value is None:
-        return None
-    if isinstance(xcom_value, str):
-        xcom_value = json.loads(xcom_value)
-    return xcom_value["output"]
+
+# Kept for callers that have not moved to the codec yet; ``erp_agents.xcom`` is the one place.
+from erp_agents.xcom import agent_output as agent_output  # noqa: E402

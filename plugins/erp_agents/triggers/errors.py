@@ -1,29 +1,27 @@
-"""Classify a failed agent run as transient or permanent, with a message safe to log."""
+"""Turn any failure of an agent run into an exception of erp_agents' tree, its message masked.
+
+The type decides retries: TransientAgentError (429, 5xx, timeouts, dropped connections, anything
+unknown, bounded by the task's retries) or PermanentAgentError (400, 401, 403, 404, bad output,
+limits). Messages go through Airflow's secrets masker, which knows every key a hook has read.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
-from dataclasses import dataclass
+from typing import Any
 
 import httpx
+from airflow.sdk.log import redact  # type: ignore[attr-defined]  # the masker's public entry in 3.3
 from pydantic_ai import exceptions as pai
 
-from erp_agents.exceptions import PermanentAgentError, TransientAgentError
+from erp_agents.exceptions import AgentRunError, ErpAgentsError, PermanentAgentError, TransientAgentError
 
-_SECRET_PATTERNS = (
-    re.compile(r"sk-ant-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"sk-[A-Za-z0-9_\-]{6,}"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|x-api-key|authorization)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
-)
 _TRANSIENT = (
     pai.ModelRateLimitError,
     pai.ModelUnavailableError,
     pai.ModelServerError,
     pai.ModelConnectionError,
     pai.ModelRequestTimeout,
-    TransientAgentError,
     asyncio.TimeoutError,
     httpx.TransportError,
 )
@@ -32,25 +30,18 @@ _PERMANENT = (
     pai.ModelQuotaExceededError,
     pai.UsageLimitExceeded,
     pai.UserError,
-    PermanentAgentError,
+    pai.UnexpectedModelBehavior,
 )
 
 
-def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """Remove API keys (known ones and anything shaped like one) from text bound for logs or XCom."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "***", text)
-    return text
+def mask(text: str) -> str:
+    """``text`` with every secret Airflow's masker knows replaced by ``***``."""
+    return str(redact(text))
 
 
-@dataclass(frozen=True)
-class Failure:
-    retryable: bool
-    message: str
-    error_type: str
+def mask_value(value: Any) -> Any:
+    """A JSON-able value (an agent's output) with every known secret replaced, at any depth."""
+    return redact(value)
 
 
 def _describe(exc: BaseException) -> str:
@@ -61,16 +52,29 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def classify(exc: BaseException, secrets: tuple[str, ...] = ()) -> Failure:
-    """Transient (retry may help) or permanent; unknown errors count as transient, bounded by retries."""
-    if isinstance(exc, _PERMANENT):
-        retryable = False
-    elif isinstance(exc, _TRANSIENT):
-        retryable = True
-    elif isinstance(exc, pai.ModelHTTPError):
-        retryable = exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    elif isinstance(exc, pai.UnexpectedModelBehavior):
-        retryable = False
-    else:
-        retryable = True
-    return Failure(retryable, redact(_describe(exc), secrets), type(exc).__name__)
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, _TRANSIENT):
+        return True
+    if isinstance(exc, ErpAgentsError):  # a spec-level problem (unknown tool, ...) found at run time
+        return False
+    if isinstance(exc, pai.ModelHTTPError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return not isinstance(exc, _PERMANENT)
+
+
+def is_expected(exc: BaseException) -> bool:
+    """A failure this module knows (ours, a provider's, the network's): logged without a traceback."""
+    return isinstance(exc, (ErpAgentsError, pai.AgentRunError, *_TRANSIENT))
+
+
+def as_agent_error(exc: BaseException) -> AgentRunError:
+    """The failure as an AgentRunError: ours keep their type, others become transient or permanent."""
+    if isinstance(exc, AgentRunError):
+        masked = mask(str(exc))
+        if masked == str(exc):
+            return exc
+        copy = type(exc).__new__(type(exc))
+        Exception.__init__(copy, masked)
+        return copy
+    kind = TransientAgentError if _is_transient(exc) else PermanentAgentError
+    return kind(mask(_describe(exc)))

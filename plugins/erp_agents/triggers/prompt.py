@@ -4,6 +4,7 @@ an upstream LLM answer that contains ``{{ ... }}`` is inserted as text and not e
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
@@ -20,9 +21,15 @@ def _finalize(value: Any) -> Any:
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
 
 
+@lru_cache(maxsize=4096)
+def _compiled(template: str) -> Any:
+    """Compiling costs milliseconds in the triggerer's loop; one compile per template per process."""
+    return _ENV.from_string(template)
+
+
 def render_prompt(template: str, context: dict[str, Any], *, agent: str) -> str:
     """Render ``prompt_template``; an error names the agent and the template's problem."""
     try:
-        return _ENV.from_string(template).render(context)
+        return _compiled(template).render(context)
     except TemplateError as exc:
         raise PermanentAgentError(f"prompt_template of agent {agent!r}: {exc}") from None

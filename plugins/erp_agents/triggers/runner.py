@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
@@ -10,92 +13,148 @@ from pydantic_ai.output import NativeOutput, StructuredDict, ToolOutput
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
 
+from erp_agents.contracts import AgentInvocation, RunContext
 from erp_agents.costs.record import CostRecord
+from erp_agents.exceptions import AgentTimeoutError
+from erp_agents.governance import DEFAULT_MAX_OUTPUT_TOKENS, governor_for
 from erp_agents.governed import GovernedModel, RequestGovernor
+from erp_agents.spec.models import Agent, LLMConfig, ProviderConfig
 from erp_agents.hooks.model_hook import AgentModelHook
 from erp_agents.tools.registry import default_registry
 from erp_agents.triggers.prompt import render_prompt
 
 
-def prompt_context(payload: dict[str, Any], run: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
+def prompt_context(invocation: AgentInvocation, run: RunContext, upstream: dict[str, Any]) -> dict[str, Any]:
     """What a prompt template may use: upstream outputs, params and the run's identity."""
+    agent = invocation.agent
     return {
-        "agents": {name: {"output": output, "task_id": payload["upstream"].get(name)} for name, output in upstream.items()},
-        "params": run.get("params") or {},
-        "ds": run.get("ds"),
-        "logical_date": run.get("logical_date"),
-        "run_id": run.get("run_id"),
-        "dag_id": run.get("dag_id"),
-        "workflow": payload["workflow"],
-        "agent": {k: payload["agent"][k] for k in ("name", "module", "description")},
+        # An upstream that failed (on_upstream_failure: run) has output None and missing true.
+        "agents": {
+            name: {"output": output, "missing": output is None, "task_id": invocation.upstream.get(name)}
+            for name, output in upstream.items()
+        },
+        "params": run.params,
+        "ds": run.ds,
+        "logical_date": run.logical_date,
+        "run_id": run.run_id,
+        "dag_id": run.dag_id,
+        "workflow": invocation.workflow,
+        "agent": {"name": agent.name, "module": agent.module, "description": agent.description},
     }
 
 
-def model_settings(llm_config: dict[str, Any], provider_type: str) -> ModelSettings:
+def model_settings(llm_config: LLMConfig, provider_type: str) -> ModelSettings:
     settings: ModelSettings = {}
-    for key in ("temperature", "max_tokens", "top_p"):
-        if llm_config.get(key) is not None:
-            settings[key] = llm_config[key]  # type: ignore[literal-required]
-    if llm_config.get("prompt_cache"):
-        settings["cache"] = llm_config["prompt_cache"]
-    if provider_type == "anthropic":
-        # Anthropic requires max_tokens; a bounded default also keeps the call a plain request.
-        settings.setdefault("max_tokens", ANTHROPIC_DEFAULT_MAX_TOKENS)
+    if llm_config.temperature is not None:
+        settings["temperature"] = llm_config.temperature
+    if llm_config.max_tokens is not None:
+        settings["max_tokens"] = llm_config.max_tokens
+    if llm_config.top_p is not None:
+        settings["top_p"] = llm_config.top_p
+    if llm_config.prompt_cache:
+        settings["cache"] = llm_config.prompt_cache
+    # Always bounded: Anthropic requires it, and the limiter and the ledger reserve this worst case.
+    settings.setdefault("max_tokens", DEFAULT_MAX_OUTPUT_TOKENS)
     return settings
 
 
-ANTHROPIC_DEFAULT_MAX_TOKENS = 4096
-
-
-def _output_type(agent: dict[str, Any], provider: dict[str, Any]) -> Any:
+def _output_type(agent: Agent, provider: ProviderConfig) -> Any:
     """str, or the agent's output_schema through the provider's native structured output or a tool."""
-    schema = agent.get("output_schema")
-    if not schema:
+    if not agent.output_schema:
         return str
-    structured = StructuredDict(schema, name=f"{agent['name']}_output")
-    return NativeOutput(structured) if provider["structured_output"] == "native" else ToolOutput(structured)
+    structured = StructuredDict(agent.output_schema, name=f"{agent.name}_output")
+    return NativeOutput(structured) if provider.output_mode() == "native" else ToolOutput(structured)
 
 
 async def run_agent(
-    payload: dict[str, Any],
-    run: dict[str, Any],
+    invocation: AgentInvocation,
+    run: RunContext,
     upstream: dict[str, Any],
     record: CostRecord,
     *,
     log: logging.Logger | Any,
     governor: RequestGovernor | None = None,
+    prompt_out: list[str] | None = None,
 ) -> Any:
-    """Run the agent to its final answer; raises on failure (the caller classifies)."""
-    agent = payload["agent"]
-    prompt = render_prompt(agent["prompt_template"], prompt_context(payload, run, upstream), agent=agent["name"])
-    tools = default_registry().build(agent.get("tools") or [])
+    """Run the agent to its final answer within its ``timeout``; raises on failure (the caller classifies).
+
+    The timeout bounds everything: each call, retry, limiter wait and tool round. When it fires, the
+    request in flight is cancelled, which releases its budget reservation and limiter lease.
+    """
+    timeout, what = _time_left(invocation, run)
+    deadline = time.monotonic() + timeout
+    if governor is None:
+        governor = governor_for(invocation, run, record, deadline=deadline)
+    try:
+        async with asyncio.timeout(timeout):
+            return await _run_agent(invocation, run, upstream, record, log=log, governor=governor, deadline=deadline,
+                                    prompt_out=prompt_out)
+    except TimeoutError:
+        raise AgentTimeoutError(
+            f"agent {invocation.agent.name} reached {what} after {record.calls} call(s), "
+            f"{record.retries} retries, {record.limiter_wait_s:.1f} s limiter wait"
+        ) from None
+
+
+def _time_left(invocation: AgentInvocation, run: RunContext) -> tuple[float, str]:
+    """Seconds this agent may still run: its own timeout, or less when the workflow's timeout is nearer."""
+    own = invocation.agent.timeout
+    if invocation.workflow_timeout_s is None or run.run_started_at is None:
+        return own, f"its timeout of {own:g} s"
+    started = datetime.fromisoformat(run.run_started_at)
+    run_left = invocation.workflow_timeout_s - (datetime.now(timezone.utc) - started).total_seconds()
+    if run_left >= own:
+        return own, f"its timeout of {own:g} s"
+    return max(run_left, 0.001), f"the workflow timeout of {invocation.workflow_timeout_s:g} s"
+
+
+async def _run_agent(
+    invocation: AgentInvocation,
+    run: RunContext,
+    upstream: dict[str, Any],
+    record: CostRecord,
+    *,
+    log: logging.Logger | Any,
+    governor: RequestGovernor,
+    deadline: float,
+    prompt_out: list[str] | None,
+) -> Any:
+    agent, provider = invocation.agent, invocation.provider
+    prompt = render_prompt(agent.prompt_template, prompt_context(invocation, run, upstream), agent=agent.name)
+    if prompt_out is not None:
+        prompt_out.append(prompt)
+    tools = default_registry().build(agent.tools)
     tool_names = {tool.name for tool in tools}
-    log.info("Agent %s: %s via %s, tools: %s", agent["name"], agent["llm_config"]["model"], payload["provider_name"],
+    log.info("Agent %s: %s via %s, tools: %s", agent.name, invocation.model, invocation.provider_name,
              ", ".join(sorted(tool_names)) or "none")
-    async with AgentModelHook(payload["provider"]).model(agent["llm_config"]["model"]) as provider_model:
+    async with AgentModelHook(provider).model(invocation.model) as provider_model:
         model = GovernedModel(
             provider_model,
             record=record,
-            provider_type=payload["provider"]["type"],
-            price_overrides=payload.get("price_overrides"),
+            provider_type=provider.type,
+            price_overrides=invocation.price_table(),
             governor=governor,
+            priority=agent.priority,
+            retry_policy=invocation.retry_policy,
+            deadline=deadline,
+            log=log,
         )
         pydantic_agent: PydanticAgent[None, Any] = PydanticAgent(
             model,
-            output_type=_output_type(agent, payload["provider"]),
-            instructions=agent.get("system_prompt"),
+            output_type=_output_type(agent, provider),
+            instructions=agent.system_prompt,
             tools=tools,
-            name=agent["name"],
+            name=agent.name,
         )
         result = await pydantic_agent.run(
             prompt,
-            model_settings=model_settings(agent["llm_config"], payload["provider"]["type"]),
-            usage_limits=UsageLimits(request_limit=int(payload.get("max_tool_rounds", 8)) + 1),
+            model_settings=model_settings(agent.llm_config, provider.type),
+            usage_limits=UsageLimits(request_limit=invocation.max_tool_rounds + 1),
         )
     record.tool_calls = sum(
         1
         for message in result.all_messages()
-        for part in getattr(message, "parts", [])
+        for part in message.parts
         if part.part_kind == "tool-call" and part.tool_name in tool_names
     )
     return result.output

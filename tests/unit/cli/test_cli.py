@@ -85,3 +85,22 @@ def test_lint_checks_pools_against_the_engine_config(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == (
         f"{tmp_path / 'wf.yaml'}:9:5: agents[1].pool: pool 'opneai_pool' is not in the engine config; "
         "known: default_pool, openai_pool")
+
+
+def test_lint_shows_effective_limits_and_refuses_an_agent_that_can_never_run(tmp_path, capsys):
+    from erp_agents.cli import main
+
+    (tmp_path / "engine.yaml").write_text(
+        "kind: EngineConfig\nproviders:\n  openai:\n    rate_limit_config: {tokens_per_minute: 1000, concurrent_requests: 3}\n"
+        "    model_rate_limits: {gpt-4o: {requests_per_minute: 7}}\n")
+    (tmp_path / "w.yaml").write_text(
+        "kind: Workflow\nname: w\nrate_limit_config: {concurrent_requests: 2}\nagents:\n"
+        "  - name: big\n    llm_config: {model: gpt-4o, max_tokens: 1000}\n    prompt_template: x\n"
+        "  - name: small\n    llm_config: {model: gpt-4o-mini, max_tokens: 100}\n    prompt_template: x\n")
+    assert main(["lint", "--limits", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "agents[0].llm_config.max_tokens: max_tokens 1000 can never run under provider:openai tokens_per_minute 1000" in out
+    rows = {tuple(line.split()[2:4]): line.split()[4:] for line in out.splitlines() if line.startswith("w / ")}
+    assert rows[("Custom.big", "provider:openai")] == ["60", "3000", "50000", "1000", "-", "2"]
+    assert rows[("Custom.big", "model:openai:gpt-4o")] == ["7", "-", "-", "-", "-", "2"]  # workflow lowers both
+    assert ("Custom.small", "model:openai:gpt-4o") not in rows

@@ -42,17 +42,19 @@ def test_openai_compatible_client_needs_an_endpoint():
 
 
 def test_result_from_summary_keys_agents_by_name():
-    summary = {
-        "workflow": "wf", "run_id": "r1", "status": "partial", "reason": "non-critical agents did not succeed",
-        "total_cost": 0.5, "total_tokens": 30,
-        "per_agent": {
-            "finance.a": {"state": "success", "critical": True, "cost_usd": 0.5, "input_tokens": 20,
-                          "output_tokens": 10, "calls": 2, "latency_s": 1.0},
-            "hr.b": {"state": "failed", "critical": False, "cost_usd": 0.0, "input_tokens": 0,
-                     "output_tokens": 0, "calls": 0, "latency_s": 0.0},
-        },
-    }
-    result = WorkflowResult.from_summary(summary, {"finance.a": {"total": 3}})
+    from erp_agents.costs.record import CostRecord
+    from erp_agents.monitoring.outcome import AgentOutcome, decide_outcome
+
+    record = CostRecord(workflow="wf", agent="a", module="Finance", provider="openai", model="m",
+                        input_tokens=20, output_tokens=10, cost_usd=0.5, calls=2)
+    summary = decide_outcome("wf", [
+        AgentOutcome(task_id="finance.a", name="a", critical=True, state="success", record=record),
+        AgentOutcome(task_id="hr.b", name="b", critical=False, state="failed", record=None),
+    ], allow_partial=True, cost_budget=None, run_id="r1")
+    result = WorkflowResult.from_summary(summary.model_dump(mode="json"), {"finance.a": {"total": 3}})
     assert result.status is WorkflowStatus.PARTIAL and result.status.value == "partial"
     assert result.agent_results["a"].output == {"total": 3} and result.agent_results["a"].succeeded
     assert result.agent_results["b"].output is None and not result.agent_results["b"].succeeded
+    with pytest.raises(Exception, match="schema_version None"):
+        WorkflowResult.from_summary({k: v for k, v in summary.model_dump(mode="json").items()
+                                     if k != "schema_version"}, {})

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+
+from erp_agents.contracts import AgentInvocation, Budgets, SummaryAgent, load_contract
 from erp_agents.factory.plan import effective_retry_policy, plan_workflow
 from erp_agents.spec.models import (
     Agent, CostConfig, EngineConfig, LLMConfig, ModelPrice, RetryPolicy, RetryStrategy, Workflow,
@@ -17,13 +20,16 @@ def _wf(**kw) -> Workflow:
 
 def test_seed_fields_map_to_airflow_settings():
     plan = plan_workflow(_wf(max_parallel_agents=4, timeout=900, schedule="0 2 * * *", tags=["x"]))
-    assert (plan.dag_id, plan.max_active_tasks, plan.dagrun_timeout_s, plan.schedule) == ("wf", 4, 900, "0 2 * * *")
+    # Agents stop at the workflow timeout themselves (so the summary reports it); Airflow's is the backstop.
+    assert (plan.dag_id, plan.max_active_tasks, plan.dagrun_timeout_s, plan.schedule) == ("wf", 4, 1200, "0 2 * * *")
+    assert plan.tasks[0].invocation.workflow_timeout_s == 900
     assert plan.groups == ("hr", "finance")
     assert plan.tags == ("erp-agents", "hr", "finance", "x")
     load, close = plan.tasks
     assert (load.task_id, load.priority_weight, load.upstream_task_ids) == ("hr.load", 9, ())
-    assert (close.task_id, close.upstream_task_ids, close.execution_timeout_s) == ("finance.close", ("hr.load",), 120)
-    assert close.upstream_agents == {"load": "hr.load"}
+    assert (close.task_id, close.upstream_task_ids, close.execution_timeout_s) == ("finance.close", ("hr.load",), 150)
+    assert (close.group_id, close.local_id) == ("finance", "close")
+    assert close.invocation.upstream == {"load": "hr.load"}
 
 
 def test_retry_policy_precedence():
@@ -33,8 +39,11 @@ def test_retry_policy_precedence():
     assert effective_retry_policy(wf.agents[1], wf, engine).max_retries == 1  # explicit agent max_retries
     wf2 = _wf(retry_policy=RetryPolicy(max_retries=2, strategy=RetryStrategy.LINEAR_BACKOFF, base_delay=3, max_delay=9))
     plan = plan_workflow(wf2, engine)
-    assert (plan.tasks[0].retries, plan.tasks[0].retry_delay_s, plan.tasks[0].retry_exponential_backoff) == (2, 3, 0.0)
-    assert plan.tasks[1].retries == 1
+    # In-call retries follow the policy; one Airflow task retry covers what is outside a call.
+    assert plan.tasks[0].invocation.retry_policy.max_retries == 2
+    assert (plan.tasks[0].retries, plan.tasks[0].retry_delay_s, plan.tasks[0].retry_exponential_backoff) == (1, 3, 0.0)
+    no_retry = _wf(retry_policy=RetryPolicy(strategy=RetryStrategy.NO_RETRY))
+    assert {t.retries for t in plan_workflow(no_retry).tasks} == {0}
 
 
 def test_exponential_policy_sets_airflow_backoff():
@@ -43,15 +52,28 @@ def test_exponential_policy_sets_airflow_backoff():
     assert (task.retry_exponential_backoff, task.retry_delay_s, task.max_retry_delay_s) == (3.0, 4.0, 100.0)
 
 
-def test_trigger_payload_carries_only_what_the_agent_needs():
+def test_invocation_carries_what_the_run_and_its_governance_need():
     engine = EngineConfig(cost_config=CostConfig(model_costs={"gpt-4o": ModelPrice(input=0.0025, output=0.01),
-                                                              "other": ModelPrice(input=1, output=1)}))
+                                                              "other": ModelPrice(input=1, output=1)},
+                                                 global_budget=50, module_budgets={"Finance": 10}))
     close = plan_workflow(_wf(cost_budget=3.0), engine).tasks[1]
-    payload = close.trigger_payload
-    assert payload["price_overrides"] == {"gpt-4o": {"input": 0.0025, "output": 0.01}}
-    assert payload["provider"]["conn_id"] == "openai_default" and payload["provider_name"] == "openai"
-    assert payload["upstream"] == {"load": "hr.load"}
-    assert payload["agent"]["name"] == "close" and payload["cost_budget"] == 3.0
+    invocation = close.invocation
+    assert invocation.price_table() == {"gpt-4o": {"input": 0.0025, "output": 0.01}}
+    assert invocation.provider.conn_id == "openai_default" and invocation.provider_name == "openai"
+    assert invocation.upstream == {"load": "hr.load"} and invocation.task_id == "finance.close"
+    assert invocation.agent.name == "close" and invocation.retry_policy.max_retries == 1
+    assert invocation.budgets == Budgets(workflow_cost_budget=3.0, module="Finance", module_budget=10, global_budget=50)
+    assert [scope for scope, _ in invocation.rate_limits] == ["provider:openai"]
+    assert invocation.limiter == engine.limiter and invocation.ledger == engine.ledger
+    assert (invocation.schema_version, invocation.max_tool_rounds) == (1, 8)
+
+
+def test_invocation_round_trips_through_its_stored_json():
+    engine = EngineConfig(cost_config=CostConfig(model_costs={"gpt-4o": ModelPrice(input=0.0025, output=0.01)}))
+    invocation = plan_workflow(_wf(cost_budget=3.0), engine).tasks[1].invocation
+    text = invocation.to_json()
+    assert load_contract(AgentInvocation, text, "test") == invocation
+    assert json.loads(text)["schema_version"] == 1
 
 
 def test_summary_payload_lists_criticality():
@@ -60,10 +82,10 @@ def test_summary_payload_lists_criticality():
         Agent(name="b", llm_config=LLMConfig(model="m"), prompt_template="p", critical=False),
     ]
     plan = plan_workflow(_wf(agents=agents, allow_partial_completion=True))
-    assert plan.summary_payload["agents"] == {
-        "custom.a": {"name": "a", "critical": True}, "custom.b": {"name": "b", "critical": False}
+    assert plan.summary.agents == {
+        "custom.a": SummaryAgent(name="a", critical=True), "custom.b": SummaryAgent(name="b", critical=False)
     }
-    assert plan.summary_payload["allow_partial_completion"] is True
+    assert plan.summary.allow_partial_completion is True
 
 
 def test_agent_pool_defaults_to_its_providers_pool():
@@ -76,7 +98,7 @@ def test_agent_pool_defaults_to_its_providers_pool():
         Agent(name="b", llm_config={"model": "gpt-4o-mini"}, prompt_template="p", pool="batch"),
     ])
     assert {t.agent.name: t.pool for t in plan_workflow(workflow, engine).tasks} == {"a": "openai_pool", "b": "batch"}
-    assert {t.pool for t in plan_workflow(workflow).tasks} == {None, "batch"}
+    assert {t.pool for t in plan_workflow(workflow).tasks} == {"llm_openai", "batch"}  # one pool per provider
 
 
 def test_rendered_tasks_take_their_pool():
@@ -87,4 +109,4 @@ def test_rendered_tasks_take_their_pool():
         Agent(name="b", llm_config={"model": "gpt-4o-mini"}, prompt_template="p", pool="batch"),
     ])
     assert {t.task_id: t.pool for t in build_dag(workflow).tasks} == {
-        "custom.a": "default_pool", "custom.b": "batch", "workflow_summary": "default_pool"}
+        "custom.a": "llm_openai", "custom.b": "batch", "workflow_summary": "default_pool"}

@@ -157,7 +157,8 @@ def test_jsonl_log_has_one_line_per_request(sim, oai: openai.OpenAI) -> None:
     lines = [json.loads(line) for line in Path(sim.log_path).read_text().splitlines()[len(before):]]
     assert len(lines) == 2
     assert [set(entry) for entry in lines] == [{"id", "api", "path", "model", "ts_start", "ts_end", "status",
-                                                "request", "response", "usage", "fault"}] * 2
+                                                "request", "response", "usage", "fault", "key_hash", "admitted",
+                                                    "tokens_counted", "limited_by"}] * 2
     first, second = lines
     assert (first["api"], first["path"], first["model"], first["status"], first["fault"]) == \
         ("openai", "/v1/chat/completions", MODEL, 200, None)

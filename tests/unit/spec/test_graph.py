@@ -26,7 +26,6 @@ def test_topological_order_and_levels():
     assert graph.levels == (("load", "stock"), ("analyse",), ("report",))
     assert graph.order == ("load", "stock", "analyse", "report")
     assert graph.upstream["report"] == ("analyse", "stock")
-    assert graph.downstream("load") == ("analyse",)
 
 
 def test_priority_orders_agents_within_a_level():

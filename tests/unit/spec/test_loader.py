@@ -139,3 +139,15 @@ def test_prompt_file_is_read_from_the_prompt_folders():
     wf = load_spec_text(VALID.replace("prompt_template: load", "prompt_file: payroll_export.md"), "specs/x.yaml")
     assert wf.agents[0].prompt_template.startswith("You are the payroll accountant")
     assert wf.agents[0].prompt_file == "payroll_export.md"
+
+
+def test_prompt_file_symlink_leaving_its_folder_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.md").write_text("the database password is hunter2")
+    specs = tmp_path / "specs"
+    specs.mkdir()
+    (specs / "innocent.md").symlink_to(outside / "secret.md")
+    text = VALID.replace("prompt_template: load", "prompt_file: innocent.md")
+    with pytest.raises(SpecError, match="resolves outside its prompt folder"):
+        load_spec_text(text, str(specs / "x.yaml"))

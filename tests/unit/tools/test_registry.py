@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from erp_agents.tools.registry import ToolRegistry, UnknownToolError, default_registry
+from erp_agents.spec.models import InlineTool
+from erp_agents.tools.registry import ToolRegistry, UnknownToolError, default_registry, errors_as_results
 
 
 def test_default_registry_is_the_erp_allow_list():
@@ -22,14 +23,30 @@ def test_bare_names_resolve_when_unambiguous():
 
 
 def test_inline_openai_format_binds_to_the_registered_implementation():
-    [tool] = default_registry().build(
-        [{"type": "function", "function": {"name": "get_headcount", "description": "Headcount by department",
-                                           "parameters": {"type": "object"}}}]
-    )
+    inline = InlineTool.model_validate(
+        {"type": "function", "function": {"name": "get_headcount", "description": "Headcount by department"}})
+    [tool] = default_registry().build([inline])
     assert tool.name == "get_headcount"
     assert tool.description == "Headcount by department"
     # the schema comes from the function's type hints, not from the spec
     assert "department" in tool.function_schema.json_schema["properties"]
+
+
+def test_inline_parameters_are_refused_not_silently_dropped():
+    inline = InlineTool.model_validate(
+        {"type": "function", "function": {"name": "get_headcount", "parameters": {"type": "object"}}})
+    with pytest.raises(UnknownToolError, match="inline parameters are not used"):
+        default_registry().build([inline])
+
+
+def test_a_failing_tool_logs_its_traceback_and_answers_the_model_briefly(caplog):
+    def broken(account: str) -> dict:
+        raise ValueError(f"no account {account}")
+
+    wrapped = errors_as_results(broken)
+    with caplog.at_level("ERROR"):
+        assert wrapped("1200") == {"error": "ValueError: no account 1200"}
+    assert "Traceback" in caplog.text and 'raise ValueError(f"no account {account}")' in caplog.text
 
 
 def test_tool_schema_comes_from_type_hints_and_docstring():
@@ -51,3 +68,64 @@ def test_a_raising_tool_returns_the_error():
 
     [tool] = ToolRegistry({"ops.broken": broken}).build(["ops.broken"])
     assert tool.function(1) == {"error": "RuntimeError: ledger offline"}
+
+
+def count(items: list[int]) -> int:
+    """How many items.
+
+    Args:
+        items: the items.
+    """
+    return len(items)
+
+
+def total(items: list[int]) -> int:
+    """Sum of the items.
+
+    Args:
+        items: the items.
+    """
+    return sum(items)
+
+
+def test_built_tools_are_built_once_per_process():
+    """Each agent start asks for its tools; the schema and validator are generated once."""
+    registry = ToolRegistry({"hr.count": count, "finance.total": total})
+    first = registry.build(["hr.count", "total"])
+    again = registry.build(["count", "finance.total"])
+    assert [a is b for a, b in zip(first, again)] == [True, True]
+    assert registry.build(["hr.count"], timeout=5.0)[0] is not first[0]  # another timeout, another tool
+    inline = InlineTool.model_validate({"type": "function", "function": {"name": "count", "description": "n"}})
+    [described] = registry.build([inline])
+    assert described is not first[0] and described.description == "n"
+    registry.clear_cache()
+    assert registry.build(["hr.count"])[0] is not first[0]
+
+
+def test_one_tool_serves_many_concurrent_agent_runs():
+    """A shared Tool holds no per-run state: concurrent runs each get their own answers."""
+    import asyncio
+
+    from pydantic_ai import Agent
+    from pydantic_ai.models.test import TestModel
+
+    def double(n: int) -> int:
+        """Twice n.
+
+        Args:
+            n: a number.
+        """
+        return 2 * n
+
+    registry = ToolRegistry({"math.double": double})
+
+    async def run(i: int):
+        agent = Agent(TestModel(call_tools=["double"]), tools=registry.build(["math.double"]))
+        return await agent.run(f"double {i}")
+
+    async def scenario():
+        return await asyncio.gather(*(run(i) for i in range(20)))
+
+    results = asyncio.run(scenario())
+    assert all(r.output for r in results)
+    assert len({id(t) for _ in range(3) for t in registry.build(["math.double"])}) == 1

@@ -20,11 +20,11 @@ def test_dry_run_provider_runs_tools_and_answers_offline(monkeypatch):
     wf = Workflow(name="wf", agents=[Agent(name="a", module="HR", prompt_template="Headcount please",
                                            llm_config=LLMConfig(model="dry-run", provider="rehearsal"),
                                            tools=["hr.get_headcount"])])
-    payload = plan_workflow(wf, engine).tasks[0].trigger_payload
+    payload = plan_workflow(wf, engine).tasks[0].invocation.to_json()
 
     async def collect():
-        return [e async for e in AgentTrigger(payload=payload, end_in_triggerer=False,
-                                              run={"dag_id": "wf", "run_id": "r", "params": {}},
+        return [e async for e in AgentTrigger(invocation=payload, end_in_triggerer=False,
+                                              run={"schema_version": 1, "dag_id": "wf", "run_id": "r", "params": {}},
                                               upstream_outputs={}).run()]
 
     [event] = asyncio.run(collect())

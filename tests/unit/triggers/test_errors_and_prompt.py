@@ -6,8 +6,8 @@ import httpx
 import pytest
 from pydantic_ai import exceptions as pai
 
-from erp_agents.exceptions import PermanentAgentError
-from erp_agents.triggers.errors import classify, redact
+from erp_agents.exceptions import PermanentAgentError, TransientAgentError, UnknownToolError
+from erp_agents.triggers.errors import as_agent_error, mask
 from erp_agents.triggers.prompt import render_prompt
 
 
@@ -20,23 +20,27 @@ from erp_agents.triggers.prompt import render_prompt
     (httpx.ConnectError("refused"), True),
     (PermanentAgentError("bad template"), False),
     (pai.UsageLimitExceeded("request_limit of 9 exceeded"), False),
+    (UnknownToolError("unknown tool 'x'"), False),
     (RuntimeError("something new"), True),
 ])
-def test_classification(exc, retryable):
-    assert classify(exc).retryable is retryable
+def test_the_type_decides_retries(exc, retryable):
+    error = as_agent_error(exc)
+    assert isinstance(error, TransientAgentError if retryable else PermanentAgentError)
 
 
 def test_http_error_message_names_status_and_model():
-    failure = classify(pai.ModelHTTPError(503, "gpt-4o-mini", body={"error": {"message": "overloaded"}}))
-    assert failure.message.startswith("gpt-4o-mini: HTTP 503")
+    error = as_agent_error(pai.ModelHTTPError(503, "gpt-4o-mini", body={"error": {"message": "overloaded"}}))
+    assert str(error).startswith("gpt-4o-mini: HTTP 503")
 
 
-def test_redaction_removes_keys_of_every_shape():
-    text = "Incorrect API key provided: sk-proj-abcdef1234567890 and sk-ant-api03-XYZxyz987654 Bearer abc.def.ghi123 api_key=hunter2secret"
-    cleaned = redact(text, secrets=("hunter2secret",))
-    for secret in ("sk-proj-abcdef1234567890", "sk-ant-api03-XYZxyz987654", "abc.def.ghi123", "hunter2secret"):
-        assert secret not in cleaned
-    assert "Incorrect API key provided" in cleaned
+def test_messages_are_masked_by_airflows_masker_and_ordinary_words_are_kept():
+    from airflow.sdk.log import mask_secret
+
+    mask_secret("sim-demo-key-123456")
+    text = "Incorrect API key provided: sim-demo-key-123456 for task-instance risk-assessment"
+    assert mask(text) == "Incorrect API key provided: *** for task-instance risk-assessment"
+    error = as_agent_error(PermanentAgentError(text))
+    assert "sim-demo-key-123456" not in str(error) and type(error) is PermanentAgentError
 
 
 def test_prompt_renders_params_and_json_outputs():

@@ -1,4 +1,4 @@
-"""AgentTrigger.run() against the simulator over real HTTP: events, XCom shape, failures."""
+"""AgentTrigger.run() against the simulator over real HTTP: events, XCom shape, failures, secrets."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from airflow.triggers.base import TaskSuccessEvent
 
 from erp_agents.factory.plan import plan_workflow
-from erp_agents.spec.models import Agent, LLMConfig, Workflow
-from erp_agents.triggers.agent import AgentTrigger, agent_output
+from erp_agents.spec.models import Agent, LLMConfig, RetryPolicy, RetryStrategy, Workflow
+from erp_agents.triggers.agent import AgentTrigger
+from erp_agents.xcom import agent_output
 from include.llm_simulator.testing import running_simulator
 
 KEY = "sk-unit-test-key-abcdef0123456789"
@@ -29,19 +30,26 @@ def sim(simulator, monkeypatch):
     return simulator
 
 
-def _payload(prompt: str = "Summarise {{ agents.loader.output }} for {{ params.period }}", **agent_kw) -> dict:
+FAST_RETRIES = RetryPolicy(max_retries=2, strategy=RetryStrategy.FIXED_DELAY, base_delay=0.05, max_delay=0.05,
+                           jitter=False)
+
+
+def _payload(prompt: str = "Summarise {{ agents.loader.output }} for {{ params.period }}", model: str = "gpt-4o-mini",
+             **agent_kw) -> str:
     wf = Workflow(
         name="wf",
+        retry_policy=FAST_RETRIES,
         agents=[
             Agent(name="loader", module="Finance", llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="load"),
-            Agent(name="writer", module="Finance", llm_config=LLMConfig(model="gpt-4o-mini", max_tokens=200),
+            Agent(name="writer", module="Finance", llm_config=LLMConfig(model=model, max_tokens=200),
                   prompt_template=prompt, dependencies=["loader"], **agent_kw),
         ],
     )
-    return next(t for t in plan_workflow(wf).tasks if t.agent.name == "writer").trigger_payload
+    return next(t for t in plan_workflow(wf).tasks if t.agent.name == "writer").invocation.to_json()
 
 
-RUN = {"dag_id": "wf", "run_id": "r1", "task_id": "finance.writer", "params": {"period": "2026-10"}, "ds": "2026-10-31"}
+RUN = {"schema_version": 1, "dag_id": "wf", "run_id": "r1", "task_id": "finance.writer",
+       "params": {"period": "2026-10"}, "ds": "2026-10-31"}
 
 
 def _events(trigger: AgentTrigger) -> list:
@@ -52,7 +60,7 @@ def _events(trigger: AgentTrigger) -> list:
 
 
 def test_serialize_mirrors_init():
-    trigger = AgentTrigger(payload=_payload(), end_in_triggerer=False, run=RUN, upstream_outputs={"loader": "x"})
+    trigger = AgentTrigger(invocation=_payload(), end_in_triggerer=False, run=RUN, upstream_outputs={"loader": "x"})
     classpath, kwargs = trigger.serialize()
     assert classpath == "erp_agents.triggers.agent.AgentTrigger"
     assert AgentTrigger(**kwargs).serialize() == (classpath, kwargs)
@@ -60,7 +68,7 @@ def test_serialize_mirrors_init():
 
 
 def test_worker_path_returns_output_and_cost(sim):
-    trigger = AgentTrigger(payload=_payload(), end_in_triggerer=False, run=RUN, upstream_outputs={"loader": "LEDGER-OK"})
+    trigger = AgentTrigger(invocation=_payload(), end_in_triggerer=False, run=RUN, upstream_outputs={"loader": "LEDGER-OK"})
     [event] = _events(trigger)
     [request] = sim.requests()
     sent = request["request"]["messages"][-1]["content"]
@@ -68,7 +76,8 @@ def test_worker_path_returns_output_and_cost(sim):
     assert request["request"]["max_completion_tokens"] == 200
     assert event.payload["status"] == "success"
     assert event.payload["result"] == {
-        "output": request["response"]["choices"][0]["message"]["content"], "agent": "writer", "model": "gpt-4o-mini"
+        "schema_version": 1, "output": request["response"]["choices"][0]["message"]["content"], "agent": "writer",
+        "model": "gpt-4o-mini",
     }
     record = event.payload["cost_record"]
     assert (record["input_tokens"], record["output_tokens"], record["calls"]) == (
@@ -77,7 +86,7 @@ def test_worker_path_returns_output_and_cost(sim):
 
 
 def test_triggerer_path_ends_the_task_with_xcoms(sim):
-    trigger = AgentTrigger(payload=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"})
+    trigger = AgentTrigger(invocation=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"})
     [event] = _events(trigger)
     assert isinstance(event, TaskSuccessEvent)
     assert set(event.xcoms) == {"return_value", "cost_record"}
@@ -85,7 +94,7 @@ def test_triggerer_path_ends_the_task_with_xcoms(sim):
 
 
 def test_upstream_output_is_never_evaluated_as_a_template(sim):
-    trigger = AgentTrigger(payload=_payload(), end_in_triggerer=False, run=RUN,
+    trigger = AgentTrigger(invocation=_payload(), end_in_triggerer=False, run=RUN,
                            upstream_outputs={"loader": "{{ 7 * 6 }} {% for x in range(3) %}!{% endfor %}"})
     [event] = _events(trigger)
     assert event.payload["status"] == "success"
@@ -96,38 +105,51 @@ def test_upstream_output_is_never_evaluated_as_a_template(sim):
 
 def test_sandbox_blocks_unsafe_templates(sim):
     payload = _payload(prompt="{{ params.__class__.__mro__[1].__subclasses__() }}")
-    [event] = _events(AgentTrigger(payload=payload, end_in_triggerer=False, run=RUN, upstream_outputs={"loader": ""}))
-    assert event.payload["status"] == "error" and event.payload["retryable"] is False
+    [event] = _events(AgentTrigger(invocation=payload, end_in_triggerer=False, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["status"] == "error" and event.payload["error_type"] == "PermanentAgentError"
     assert "prompt_template of agent 'writer'" in event.payload["message"]
     assert sim.requests() == []
 
 
-@pytest.mark.parametrize(("fault", "retryable", "text"), [
-    ("500", True, "HTTP 500"), ("429", True, "HTTP 429"), ("400", False, "HTTP 400"), ("drop", True, "onnection"),
+@pytest.mark.parametrize(("fault", "error_type", "text"), [
+    ("500", "TransientAgentError", "HTTP 500"), ("429", "TransientAgentError", "HTTP 429"),
+    ("drop", "TransientAgentError", "onnection"),
 ])
-def test_server_failures_become_error_events_with_the_servers_message(sim, fault, retryable, text):
-    sim.script([fault])
-    [event] = _events(AgentTrigger(payload=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+def test_transient_failures_are_retried_in_the_call_then_reported_with_the_servers_message(sim, fault, error_type,
+                                                                                           text):
+    sim.script([fault])  # one blip: the retry inside the call answers, no task retry needed
+    [event] = _events(AgentTrigger(invocation=_payload(), end_in_triggerer=False, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["status"] == "success"
+    assert (event.payload["cost_record"]["failed_calls"], event.payload["cost_record"]["retries"]) == (1, 1)
+    sim.reset()
+    sim.script([fault] * 3)  # more than the policy's 2 retries: the task fails as retryable
+    [event] = _events(AgentTrigger(invocation=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
     assert event.payload["status"] == "error"
-    assert event.payload["retryable"] is retryable
-    assert text in event.payload["message"]
-    assert event.payload["cost_record"]["failed_calls"] == 1
+    assert event.payload["error_type"] == error_type
+    assert text in event.payload["message"] and "gave up after 3 attempt(s)" in event.payload["message"]
+    assert event.payload["cost_record"]["failed_calls"] == 3
+
+
+def test_a_permanent_failure_is_not_retried(sim):
+    sim.script(["400"])
+    [event] = _events(AgentTrigger(invocation=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+    assert (event.payload["error_type"], event.payload["cost_record"]["failed_calls"]) == ("PermanentAgentError", 1)
+    assert "HTTP 400" in event.payload["message"] and len(sim.requests()) == 1
 
 
 def test_wrong_key_fails_permanently_and_never_shows_the_key(sim, monkeypatch):
     wrong = "sk-wrong-key-zyxwvu9876543210"
     monkeypatch.setenv("AIRFLOW_CONN_OPENAI_DEFAULT", json.dumps({"conn_type": "openai", "password": wrong, "host": sim.openai_base_url}))
-    [event] = _events(AgentTrigger(payload=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
-    assert event.payload["retryable"] is False
+    [event] = _events(AgentTrigger(invocation=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["error_type"] == "PermanentAgentError"
     assert "HTTP 401" in event.payload["message"]
     assert wrong not in json.dumps(event.payload) and KEY not in json.dumps(event.payload)
 
 
 def test_unpriced_model_is_refused_before_any_call(sim):
-    payload = _payload()
-    payload["agent"]["llm_config"]["model"] = "house-model-7b"
-    [event] = _events(AgentTrigger(payload=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
-    assert event.payload["retryable"] is False
+    payload = _payload(model="house-model-7b")
+    [event] = _events(AgentTrigger(invocation=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+    assert event.payload["error_type"] == "UnknownPriceError"
     assert "no price for model 'house-model-7b'" in event.payload["message"]
     assert sim.requests() == []
 
@@ -135,9 +157,9 @@ def test_unpriced_model_is_refused_before_any_call(sim):
 def test_api_key_never_reaches_logs_events_or_prompts(sim, caplog):
     payload = _payload(prompt="Summarise {{ agents.loader.output }} {{ params }}")
     with caplog.at_level("DEBUG"):
-        events = _events(AgentTrigger(payload=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"}))
+        events = _events(AgentTrigger(invocation=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"}))
         sim.script(["401"])
-        events += _events(AgentTrigger(payload=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"}))
+        events += _events(AgentTrigger(invocation=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": "x"}))
     assert KEY not in caplog.text
     for event in events:
         assert KEY not in json.dumps(event.model_dump(), default=str)
@@ -147,6 +169,6 @@ def test_api_key_never_reaches_logs_events_or_prompts(sim, caplog):
 
 def test_prompts_cannot_reach_connections_or_variables(sim):
     payload = _payload(prompt="{{ conn.openai_default.password }}")
-    [event] = _events(AgentTrigger(payload=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
+    [event] = _events(AgentTrigger(invocation=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
     assert event.payload["status"] == "error" and "'conn' is undefined" in event.payload["message"]
     assert sim.requests() == []

@@ -1,0 +1,420 @@
+"""The cost ledger: reserve the worst case before a request, settle the real cost after it.
+
+Every operation is one SQL transaction that locks the accounts it touches in key order (PostgreSQL
+row locks; SQLite serializes with BEGIN IMMEDIATE), so concurrent triggerers and workers cannot
+overrun a budget and cannot deadlock each other. A request's ``CallKey`` is the primary key of its
+row: reserving or settling it twice changes nothing. A reservation whose holder died expires after
+``reservation_ttl_s`` and its money returns to the accounts.
+
+A request that fits an account once in-flight reservations settle waits for them (the budget is
+not left idle because of worst cases); a request that cannot fit even then fails at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import socket
+import time
+import weakref
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Row, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from tenacity import retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying
+
+from erp_agents.costs.ledger_report import charges_of, spend_of
+from erp_agents.costs.ledger_tables import accounts as accounts_t
+from erp_agents.costs.ledger_tables import calls as calls_t
+from erp_agents.costs.ledger_tables import metadata
+from erp_agents.costs.ledger_types import (
+    Account,
+    AccountState,
+    BudgetExceededError,
+    CallKey,
+    Charge,
+    ChargeDetail,
+    GovernanceStoreUnavailable,
+    Reservation,
+    SpendReport,
+    budget_exceeded,
+)
+from erp_agents.store import engine_for
+
+__all__ = ["Ledger", "BudgetExceededError", "GovernanceStoreUnavailable"]
+
+T = TypeVar("T")
+_EXPIRY_EVERY_S = 1.0
+_EXPIRY_BATCH = 200
+_CREATE_LOCK_ID = 0x45525F4C  # advisory lock id that serializes CREATE TABLE across processes
+_created: set[str] = set()
+
+
+class _Blocked(Exception):
+    """Fits once in-flight reservations settle: worth waiting for."""
+
+    def __init__(self, account: str, refusal: BudgetExceededError) -> None:
+        self.account = account
+        self.refusal = refusal
+
+
+class _Waiters:
+    """One event loop's waiting requests: a line per blocking account, and a wake-up on every settle."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, asyncio.Lock] = {}
+        self._changed = asyncio.Event()
+
+    def line(self, account: str) -> asyncio.Lock:
+        return self._lines.setdefault(account, asyncio.Lock())
+
+    async def wait(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass
+
+    def notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and not isinstance(exc, IntegrityError)
+
+
+class Ledger:
+    """Budgets in SQL; sync SQL runs in the ledger's own threads so an event loop never blocks."""
+
+    def __init__(
+        self,
+        engine_or_url: Engine | str,
+        *,
+        reservation_ttl_s: float = 900.0,
+        wait_for_in_flight_s: float = 120.0,
+        threads: int = 8,
+    ) -> None:
+        self.engine = engine_for(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+        self.reservation_ttl_s = reservation_ttl_s
+        self.wait_for_in_flight_s = wait_for_in_flight_s
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="erp-ledger")
+        self._known_accounts: set[str] = set()
+        self._next_expiry = 0.0
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiters] = weakref.WeakKeyDictionary()
+        self._run(self._create_tables)
+
+    # ---- async API -------------------------------------------------------------------------------
+
+    async def reserve(
+        self, key: CallKey, accounts: Sequence[Account], amount_micros: int, *, wait_s: float | None = None
+    ) -> Reservation:
+        """Hold ``amount_micros`` on every account or on none; raises BudgetExceededError.
+
+        Blocked only by in-flight reservations, it waits up to ``wait_s`` in line with this process's
+        other waiters on the same account (first come, first served; one of them polls the store)."""
+        if amount_micros < 0:
+            raise ValueError("a reservation cannot be negative")
+        deadline = time.monotonic() + (self.wait_for_in_flight_s if wait_s is None else wait_s)
+        attempt = functools.partial(self._in_thread, self._reserve_sync, key, tuple(accounts), amount_micros)
+        try:
+            return await attempt()
+        except _Blocked as blocked:
+            if time.monotonic() >= deadline:
+                raise blocked.refusal from None
+            line = self._waiters().line(blocked.account)
+        async with line:
+            pause = 0.01
+            while True:
+                await self._waiters().wait(min(pause, max(0.0, deadline - time.monotonic())))
+                try:
+                    return await attempt()
+                except _Blocked as blocked:
+                    if time.monotonic() >= deadline:
+                        raise blocked.refusal from None
+                pause = min(pause * 2, 0.5)
+
+    async def settle(self, reservation: Reservation, actual_micros: int, detail: ChargeDetail) -> None:
+        """Charge the real cost and free the rest; a second settle of the same key does nothing."""
+        await self._in_thread(self._settle_sync, reservation, actual_micros, detail)
+        self._notify()
+
+    async def release(self, reservation: Reservation) -> None:
+        """The request failed before costing anything: free its reservation."""
+        await self._in_thread(self._release_sync, reservation)
+        self._notify()
+
+    # ---- sync API (reports, CLI) -----------------------------------------------------------------
+
+    def spend(self, *, dag_id: str | None = None, run_id: str | None = None, since: datetime | None = None) -> SpendReport:
+        return self._run(lambda: spend_of(self.engine, dag_id=dag_id, run_id=run_id, since=since))
+
+    def charges(self, dag_id: str, run_id: str) -> list[Charge]:
+        return self._run(lambda: charges_of(self.engine, dag_id, run_id))
+
+    def read(self, query: Callable[[Engine], T]) -> T:
+        """Run a read-only ``query`` on the ledger's engine; an unreachable store raises GovernanceStoreUnavailable."""
+        return self._run(lambda: query(self.engine))
+
+    def account_state(self, key: str) -> AccountState | None:
+        def read() -> AccountState | None:
+            with self._connect() as conn:
+                row = conn.execute(select(accounts_t).where(accounts_t.c.key == key)).first()
+            return None if row is None else _state(row)
+
+        return self._run(read)
+
+    def expire_now(self) -> int:
+        """Release every reservation past its expiry; returns how many."""
+        return self._run(lambda: self._expire(time.time()))
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    # ---- transactions ----------------------------------------------------------------------------
+
+    def _reserve_sync(self, key: CallKey, accounts: tuple[Account, ...], amount: int) -> Reservation:
+        now = time.time()
+        if now >= self._next_expiry:
+            self._expire(now)
+        try:
+            return self._reserve_once(key, accounts, amount, now)
+        except (BudgetExceededError, _Blocked):
+            if self._expire(now) == 0:  # only a released expired hold can change the answer now
+                raise
+            return self._reserve_once(key, accounts, amount, now)
+
+    def _reserve_once(self, key: CallKey, accounts: tuple[Account, ...], amount: int, now: float) -> Reservation:
+        self._ensure_accounts(accounts)
+        keys = sorted({a.key for a in accounts})
+        budgets = {a.key: a.budget_micros for a in accounts}
+        with self._begin() as conn:
+            rows = _lock_accounts(conn, keys)
+            call = _lock_call(conn, key)
+            if call is not None and call.state in ("held", "settled"):
+                return _reservation(key, call)
+            blocked: _Blocked | None = None
+            for row in rows:
+                budget = budgets[row.key]
+                if row.budget_micros != budget:
+                    conn.execute(update(accounts_t).where(accounts_t.c.key == row.key).values(budget_micros=budget))
+                if row.spent_micros + row.reserved_micros + amount <= budget:
+                    continue
+                refusal = budget_exceeded(row.key, budget, row.spent_micros, row.reserved_micros, amount)
+                if row.spent_micros + amount > budget:
+                    raise refusal
+                blocked = blocked or _Blocked(row.key, refusal)
+            if blocked is not None:
+                raise blocked
+            if keys:
+                conn.execute(
+                    update(accounts_t)
+                    .where(accounts_t.c.key.in_(keys))
+                    .values(reserved_micros=accounts_t.c.reserved_micros + amount)
+                )
+            values = dict(
+                state="held", accounts=json.dumps(keys), reserved_micros=amount, holder=self.holder,
+                created_at=now, expires_at=now + self.reservation_ttl_s,
+            )
+            if call is None:
+                conn.execute(calls_t.insert().values(call_key=key.text(), **_key_columns(key), **values))
+            else:
+                conn.execute(update(calls_t).where(calls_t.c.call_key == key.text()).values(**values))
+        return Reservation(key, tuple(keys), amount, now + self.reservation_ttl_s)
+
+    def _settle_sync(self, reservation: Reservation, actual: int, detail: ChargeDetail) -> None:
+        now = time.time()
+        with self._begin() as conn:
+            _lock_accounts(conn, sorted(reservation.accounts))
+            call = _lock_call(conn, reservation.key)
+            if call is not None and call.state == "settled":
+                return
+            freed = call.reserved_micros if call is not None and call.state == "held" else 0
+            for key in json.loads(call.accounts) if call is not None else reservation.accounts:
+                conn.execute(
+                    update(accounts_t)
+                    .where(accounts_t.c.key == key)
+                    .values(
+                        spent_micros=accounts_t.c.spent_micros + actual,
+                        reserved_micros=accounts_t.c.reserved_micros - freed,
+                    )
+                )
+            values = _charge_columns(actual, detail, now)
+            if call is None:  # reserved elsewhere and lost, or never reserved: the cost still counts
+                conn.execute(
+                    calls_t.insert().values(
+                        call_key=reservation.key.text(), **_key_columns(reservation.key),
+                        accounts=json.dumps(sorted(reservation.accounts)), reserved_micros=0,
+                        holder=self.holder, created_at=now, expires_at=now, **values,
+                    )
+                )
+            else:
+                conn.execute(update(calls_t).where(calls_t.c.call_key == reservation.key.text()).values(**values))
+
+    def _release_sync(self, reservation: Reservation) -> None:
+        with self._begin() as conn:
+            _lock_accounts(conn, sorted(reservation.accounts))
+            call = _lock_call(conn, reservation.key)
+            if call is None or call.state != "held":
+                return
+            _free(conn, json.loads(call.accounts), call.reserved_micros)
+            conn.execute(update(calls_t).where(calls_t.c.call_key == call.call_key).values(state="released"))
+
+    def _expire(self, now: float) -> int:
+        """Return expired holds to their accounts; accounts are locked before calls, as everywhere."""
+        self._next_expiry = now + _EXPIRY_EVERY_S
+        with self._connect() as conn:
+            found = conn.execute(
+                select(calls_t.c.call_key, calls_t.c.accounts)
+                .where(calls_t.c.state == "held", calls_t.c.expires_at < now)
+                .limit(_EXPIRY_BATCH)
+            ).all()
+            conn.rollback()
+        if not found:
+            return 0
+        keys = sorted({k for row in found for k in json.loads(row.accounts)})
+        expired = 0
+        with self._begin() as conn:
+            _lock_accounts(conn, keys)
+            rows = conn.execute(
+                select(calls_t)
+                .where(calls_t.c.call_key.in_([r.call_key for r in found]))
+                .order_by(calls_t.c.call_key)
+                .with_for_update()
+            ).all()
+            for call in rows:
+                if call.state != "held" or call.expires_at >= now:
+                    continue
+                _free(conn, json.loads(call.accounts), call.reserved_micros)
+                conn.execute(update(calls_t).where(calls_t.c.call_key == call.call_key).values(state="expired"))
+                expired += 1
+        return expired
+
+    def _ensure_accounts(self, accounts: tuple[Account, ...]) -> None:
+        """Create missing accounts in their own short transaction, so the reserve only locks rows."""
+        missing = sorted((a for a in accounts if a.key not in self._known_accounts), key=lambda a: a.key)
+        if not missing:
+            return
+        with self._begin() as conn:
+            for account in missing:
+                stmt = _insert(conn)(accounts_t).values(
+                    key=account.key, kind=account.kind, budget_micros=account.budget_micros,
+                    spent_micros=0, reserved_micros=0,
+                )
+                conn.execute(stmt.on_conflict_do_nothing(index_elements=["key"]))
+        self._known_accounts.update(a.key for a in missing)
+
+    def _create_tables(self) -> None:
+        url = self.engine.url.render_as_string(hide_password=False)
+        if url in _created:
+            return
+        with self._begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CREATE_LOCK_ID})
+            metadata.create_all(conn)
+        _created.add(url)
+
+    # ---- plumbing --------------------------------------------------------------------------------
+
+    def _begin(self) -> Any:
+        return self.engine.begin()
+
+    def _connect(self) -> Connection:
+        return self.engine.connect()
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        """Retry what a reconnect can fix; then fail closed with the reason."""
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception(_transient), stop=stop_after_attempt(3),
+                wait=wait_exponential_jitter(initial=0.05, max=0.5), reraise=True,
+            ):
+                with attempt:
+                    return fn()
+        except DBAPIError as exc:
+            where = self.engine.url.render_as_string(hide_password=True)
+            raise GovernanceStoreUnavailable(f"cost ledger at {where} unavailable: {exc.orig}") from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: self._run(lambda: fn(*args)))
+
+    def _waiters(self) -> _Waiters:
+        loop = asyncio.get_running_loop()
+        waiters = self._loops.get(loop)
+        if waiters is None:
+            waiters = self._loops[loop] = _Waiters()
+        return waiters
+
+    def _notify(self) -> None:
+        """Wake this process's waiters at once; other processes find out by polling."""
+        waiters = self._loops.get(asyncio.get_running_loop())
+        if waiters is not None:
+            waiters.notify()
+
+
+def _insert(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def _lock_accounts(conn: Connection, keys: Sequence[str]) -> list[Row[Any]]:
+    if not keys:
+        return []
+    stmt = select(accounts_t).where(accounts_t.c.key.in_(keys)).order_by(accounts_t.c.key).with_for_update()
+    return list(conn.execute(stmt).all())
+
+
+def _lock_call(conn: Connection, key: CallKey) -> Row[Any] | None:
+    return conn.execute(select(calls_t).where(calls_t.c.call_key == key.text()).with_for_update()).first()
+
+
+def _free(conn: Connection, keys: Sequence[str], amount: int) -> None:
+    if keys and amount:
+        conn.execute(
+            update(accounts_t)
+            .where(accounts_t.c.key.in_(list(keys)))
+            .values(reserved_micros=accounts_t.c.reserved_micros - amount)
+        )
+
+
+def _key_columns(key: CallKey) -> dict[str, Any]:
+    return dict(
+        dag_id=key.dag_id, run_id=key.run_id, task_id=key.task_id, map_index=key.map_index,
+        try_number=key.try_number, call_no=key.call,
+    )
+
+
+def _charge_columns(actual: int, detail: ChargeDetail, now: float) -> dict[str, Any]:
+    return dict(
+        state="settled", actual_micros=actual, settled_at=now,
+        day=datetime.fromtimestamp(now, UTC).date().isoformat(),
+        module=detail.module, provider=detail.provider, model=detail.model,
+        input_tokens=detail.input_tokens, output_tokens=detail.output_tokens,
+        cached_tokens=detail.cached_tokens, cache_write_tokens=detail.cache_write_tokens,
+        price_source=detail.price_source,
+        price_date=detail.price_date.isoformat() if detail.price_date else None,
+        latency_s=detail.latency_s, retries=detail.retries, limiter_wait_s=detail.limiter_wait_s,
+    )
+
+
+def _reservation(key: CallKey, call: Row[Any]) -> Reservation:
+    return Reservation(
+        key, tuple(json.loads(call.accounts)), call.reserved_micros, call.expires_at, settled=call.state == "settled"
+    )
+
+
+def _state(row: Row[Any]) -> AccountState:
+    return AccountState(row.key, row.kind, row.budget_micros, row.spent_micros, row.reserved_micros)

@@ -1,0 +1,3 @@
+from erp_agents.stack.commands import main
+
+raise SystemExit(main())

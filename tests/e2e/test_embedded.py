@@ -1,0 +1,108 @@
+"""The Python API and the demo on the embedded deployment (PostgreSQL from the wheel, real
+scheduler, triggerer, dag-processor and api-server), checked against the simulator's own log.
+
+The session's one deployment and its slow simulator (3 s per call) serve every test here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from erp_agents import Agent, EngineConfig, OpenAIClient, RetryPolicy, Workflow, WorkflowStatus
+from erp_agents.engine import OrchestrationEngine
+from erp_agents.stack import Deployment
+from erp_agents.stack.demo import peak_in_flight
+from tests.e2e.conftest import SLOW_CONN, SLOW_KEY, SLOW_LATENCY
+
+KEY = SLOW_KEY
+LATENCY = SLOW_LATENCY
+
+
+@pytest.fixture(scope="module")
+def sim(slow_simulator):
+    return slow_simulator
+
+
+@pytest.fixture(scope="module")
+def engine(deployment, slow_simulator):
+    client = OpenAIClient(api_key=KEY, base_url=slow_simulator.openai_base_url, conn_id=SLOW_CONN)
+    with OrchestrationEngine(EngineConfig(), llm_client=client, home=deployment.home, run_timeout=300) as running:
+        yield running
+    assert deployment.status().running  # an engine that attached leaves the deployment running
+
+
+def _agent(name: str, **fields) -> Agent:
+    return Agent(name=name, module="Finance", llm_config={"model": "gpt-4o-mini", "max_tokens": 60},
+                 prompt_template=f"Check {name}.", **fields)
+
+
+def test_eight_independent_agents_overlap_and_fan_in(engine, sim):
+    sim.reset()
+    workers = [_agent(f"check_{i}") for i in range(8)]
+    fan_in = _agent("combine", dependencies=[a.name for a in workers])
+    workflow_id = engine.register_workflow(Workflow(name="embedded_fan_in", agents=[*workers, fan_in]))
+
+    result = engine.execute_workflow(workflow_id)
+
+    assert result.status is WorkflowStatus.COMPLETED, result.reason
+    requests = sorted(sim.requests(), key=lambda r: r["ts_start"])
+    assert len(requests) == 9 and {r["status"] for r in requests} == {200}
+    first_eight, last = requests[:8], requests[8]
+    assert peak_in_flight(first_eight) == 8  # all eight were at the server at once
+    assert last["ts_start"] >= max(r["ts_end"] for r in first_eight)  # the fan-in waited for them
+    wall = last["ts_end"] - requests[0]["ts_start"]
+    assert wall < 3 * LATENCY, wall
+    assert result.agent_results["combine"].output == last["response"]["choices"][0]["message"]["content"]
+
+
+def test_key_reaches_the_triggerer_only_through_its_environment(engine):
+    deployment: Deployment = engine.deployment
+    files = [p for p in deployment.home.rglob("*") if p.is_file() and "postgres" not in p.parts]
+    assert all(KEY not in p.read_text(errors="replace") for p in files if p.stat().st_size < 5_000_000)
+    from sqlalchemy import create_engine, text
+
+    db = create_engine(deployment.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    with db.connect() as conn:
+        for table in ("connection", "serialized_dag", "xcom", "dag_code", "trigger"):
+            assert KEY not in str(conn.execute(text(f"SELECT * FROM {table}")).fetchall()), table
+    db.dispose()
+
+
+def test_forty_agents_with_injected_faults_end_and_every_component_survives(engine, sim):
+    sim.reset()
+    pattern = ["429", "ok", "503", "ok", "ok", "500", "ok", "ok", "429", "ok"]  # 30 % faults
+    sim.script(pattern * 4)
+    agents = [_agent(f"item_{i:02d}", retry_policy=RetryPolicy(max_retries=3, base_delay=1, max_delay=2)) for i in range(40)]
+    workflow_id = engine.register_workflow(
+        Workflow(name="embedded_faults", agents=agents, allow_partial_completion=True, max_parallel_agents=40)
+    )
+    started = time.monotonic()
+    result = engine.execute_workflow(workflow_id)
+
+    assert result.status in (WorkflowStatus.COMPLETED, WorkflowStatus.PARTIAL), result.reason
+    statuses = [r["status"] for r in sim.requests()]
+    assert statuses.count(200) >= 28 and {429, 500, 503} <= set(statuses)
+    assert engine.deployment.status().running, "a component died under the faults"
+    assert time.monotonic() - started < 240
+
+
+def test_demo_peak_in_flight_shows_overlap(engine, sim):
+    """erp_nightly as `make demo` runs it: agents of one dependency level overlap at the server."""
+    from erp_agents.stack.rest import AirflowApi
+
+    sim.reset()
+    deployment = engine.deployment
+    state = deployment.layout.read_state()
+    conn = json.dumps({"conn_type": "openai", "password": KEY, "host": sim.openai_base_url})
+    deployment.ensure_triggerer_env({"AIRFLOW_CONN_OPENAI_DEFAULT": conn})
+    api = AirflowApi(state.api_url, *deployment.login())
+    deadline = time.monotonic() + 120
+    while api.dag("erp_nightly") is None and time.monotonic() < deadline:
+        time.sleep(1)
+    api.unpause("erp_nightly")
+    run_id = api.trigger("erp_nightly")
+    assert api.wait("erp_nightly", run_id, timeout=300) in ("success", "failed")
+    assert peak_in_flight(sim.requests()) >= 3

@@ -1,0 +1,84 @@
+"""Several OS processes race for one run budget on PostgreSQL and on SQLite: spend never exceeds it,
+nothing is charged twice, and a holder killed with SIGKILL gives its reservation back on expiry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from erp_agents.costs.ledger import Ledger
+from erp_agents.costs.ledger_tables import calls
+from erp_agents.costs.ledger_types import Account, CallKey, ChargeDetail
+from tests.services import fresh_postgres_database
+
+WORKER = Path(__file__).with_name("race_worker.py")
+PROCESSES, AGENTS, WORST = 4, 25, 1000
+BUDGET = 30_000  # 100 agents of up to 1000 each: about half of them fit at their real cost
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> str:
+    return fresh_postgres_database("erp_ledger_test")
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
+    return f"sqlite:///{tmp_path / 'race.db'}"
+
+
+def spawn(url: str, run_id: str, worker: int, agents: int, budget: int, mode: str, ttl: float = 900) -> subprocess.Popen[str]:
+    args = [sys.executable, str(WORKER), url, run_id, str(worker), str(agents), str(budget), str(WORST), mode, str(ttl)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env={**os.environ})
+
+
+def test_processes_racing_never_overrun_the_budget(url: str) -> None:
+    run_id = uuid.uuid4().hex
+    Ledger(url).close()  # tables exist before the race: the race is about money, not DDL
+    procs = [spawn(url, run_id, w, AGENTS, BUDGET, "race") for w in range(PROCESSES)]
+    results = [json.loads(p.communicate(timeout=60)[0]) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    settled = sum(r["settled_micros"] for r in results)
+    state = Ledger(url).account_state(f"run:race/{run_id}")
+    assert state is not None
+    assert state.spent_micros == settled <= BUDGET
+    assert state.reserved_micros == 0
+    assert sum(r["settled"] + r["refused"] for r in results) == PROCESSES * AGENTS
+    assert sum(r["replays_settled"] for r in results) == sum(r["settled"] for r in results)
+    assert BUDGET - settled < WORST  # refused only when even the settled spend left no room for one call
+    with create_engine(url).connect() as conn:
+        rows = conn.execute(select(func.count(), func.sum(calls.c.actual_micros)).where(
+            calls.c.run_id == run_id, calls.c.state == "settled")).one()
+    assert (rows[0], rows[1]) == (sum(r["settled"] for r in results), settled)
+
+
+def test_killed_holder_gives_its_reservation_back_after_expiry(url: str) -> None:
+    run_id = uuid.uuid4().hex
+    holder = spawn(url, run_id, 0, 1, 1500, "hold", ttl=1.0)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    ledger = Ledger(url, reservation_ttl_s=1.0)
+    run = Account(f"run:race/{run_id}", 1500, "run")
+
+    async def after_kill() -> None:
+        res = await ledger.reserve(CallKey("race", run_id, "survivor", -1, 1, 1), [run], WORST, wait_s=10)
+        await ledger.settle(res, 700, ChargeDetail(model="m"))
+        await ledger.settle(res, 700, ChargeDetail(model="m"))
+
+    asyncio.run(after_kill())
+    state = ledger.account_state(run.key)
+    assert state is not None and (state.spent_micros, state.reserved_micros) == (700, 0)
+    report = ledger.spend(dag_id="race", run_id=run_id)
+    assert (report.calls, report.total_micros, report.expired_calls, report.in_flight_micros) == (1, 700, 1, 0)
+    ledger.close()

@@ -1,0 +1,129 @@
+"""AgentGovernor inside GovernedModel: limits then budget per attempt, retries re-take both, nothing leaks.
+
+Real stores (SQLite files), a FunctionModel for the provider; no processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai.exceptions import ModelHTTPError
+from pydantic_ai.messages import ModelResponse, TextPart
+from pydantic_ai.models.function import FunctionModel
+from pydantic_ai.usage import RequestUsage
+from sqlalchemy import text
+
+from erp_agents.contracts import AgentInvocation, Budgets, RunContext
+from erp_agents.costs.ledger import Ledger
+from erp_agents.costs.record import CostRecord
+from erp_agents.exceptions import BudgetExceededError, TransientAgentError
+from erp_agents.governance import AgentGovernor, cost_config_of
+from erp_agents.governed import GovernedModel
+from erp_agents.limits.limiter import RateLimiter
+from erp_agents.limits.sql_backend import SqlBackend
+from erp_agents.spec.models import (
+    Agent,
+    LLMConfig,
+    ModelPrice,
+    ProviderConfig,
+    RateLimitConfig,
+    RetryPolicy,
+    RetryStrategy,
+)
+
+PRICE = {"fn": ModelPrice(input=1.0, output=2.0)}  # USD per 1K tokens: big enough to see in micros
+FAST_RETRIES = RetryPolicy(max_retries=3, strategy=RetryStrategy.FIXED_DELAY, base_delay=0.01, max_delay=0.01,
+                           jitter=False)
+
+
+def _invocation(cost_limit: float | None = None, rpm: int = 100) -> AgentInvocation:
+    agent = Agent(name="a", module="Finance", llm_config=LLMConfig(model="fn", max_tokens=20), prompt_template="x",
+                  cost_limit=cost_limit)
+    return AgentInvocation(
+        workflow="wf", task_id="finance.a", agent=agent, provider_name="p",
+        provider=ProviderConfig(type="custom", factory="x"), price_overrides=PRICE, retry_policy=FAST_RETRIES,
+        rate_limits=(("provider:p", RateLimitConfig(requests_per_minute=rpm, concurrent_requests=1)),),
+        budgets=Budgets(agent_cost_limit=cost_limit, module="Finance"),
+    )
+
+
+@pytest.fixture
+def stores(tmp_path):
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    limiter = RateLimiter(SqlBackend(f"sqlite:///{tmp_path / 'limits.db'}", namespace="t"), lease_s=30)
+    return ledger, limiter
+
+
+def _model(answer, invocation: AgentInvocation, ledger: Ledger, limiter: RateLimiter, record: CostRecord):
+    run = RunContext(dag_id="wf", run_id="r1", task_id="finance.a")
+    governor = AgentGovernor(invocation=invocation, run=run, record=record, cost_config=cost_config_of(
+        invocation.budgets), limiter=limiter, ledger=ledger, deadline=time.monotonic() + 30)
+    return GovernedModel(FunctionModel(answer, model_name="fn"), record=record, provider_type="custom",
+                         price_overrides=invocation.price_table(), governor=governor,
+                         retry_policy=invocation.retry_policy, deadline=time.monotonic() + 30)
+
+
+def _record() -> CostRecord:
+    return CostRecord(workflow="wf", agent="a", module="Finance", provider="p", model="fn")
+
+
+def _calls(ledger: Ledger) -> list[tuple[int, str, int]]:
+    with ledger.engine.connect() as conn:
+        rows = conn.execute(text("SELECT call_no, state, actual_micros FROM erp_ledger_calls ORDER BY call_no")).all()
+    return [(int(r[0]), str(r[1]), int(r[2] or 0)) for r in rows]
+
+
+def test_a_transient_failure_is_retried_in_the_call_and_billed_once(stores):
+    ledger, limiter = stores
+    attempts = []
+
+    def answer(messages, info):
+        attempts.append(len(attempts) + 1)
+        if len(attempts) < 3:
+            raise ModelHTTPError(503, "fn", {"error": "overloaded"})
+        return ModelResponse(parts=[TextPart("ok")], usage=RequestUsage(input_tokens=100, output_tokens=10))
+
+    record = _record()
+    model = _model(answer, _invocation(), ledger, limiter, record)
+    assert asyncio.run(PydanticAgent(model).run("go")).output == "ok"
+    assert (record.calls, record.failed_calls, record.retries) == (1, 2, 2)
+    # Every attempt had its own reservation; the two failed ones were released, the third settled.
+    assert _calls(ledger) == [(1, "released", 0), (2, "released", 0), (3, "settled", 120_000)]
+    assert ledger.spend(dag_id="wf").total_micros == 120_000  # (100 x $1.0 + 10 x $2.0) per 1K tokens = $0.12
+
+
+def test_a_request_over_the_agents_cost_limit_is_refused_before_it_is_sent(stores):
+    ledger, limiter = stores
+    sent = []
+
+    def answer(messages, info):
+        sent.append(1)
+        return ModelResponse(parts=[TextPart("ok")], usage=RequestUsage(input_tokens=1, output_tokens=1))
+
+    record = _record()
+    # Worst case: prompt estimate + 20 output tokens at $2/1K = at least $0.04; the limit is $0.01.
+    model = _model(answer, _invocation(cost_limit=0.01), ledger, limiter, record)
+    with pytest.raises(BudgetExceededError, match="budget of agent:wf/r1/finance.a exceeded"):
+        asyncio.run(PydanticAgent(model).run("go"))
+    assert sent == [] and record.retries == 0  # permanent: no retry, nothing reached the provider
+
+
+def test_retries_give_up_with_the_providers_words_and_leak_no_slot(stores):
+    ledger, limiter = stores
+
+    def answer(messages, info):
+        raise ModelHTTPError(500, "fn", {"error": "boom"})
+
+    record = _record()
+    model = _model(answer, _invocation(), ledger, limiter, record)
+    with pytest.raises(TransientAgentError, match="gave up after 4 attempt"):
+        asyncio.run(PydanticAgent(model).run("go"))
+    assert [state for _, state, _ in _calls(ledger)] == ["released"] * 4
+    # The concurrency tier allows 1: a leaked slot would make this second agent wait until its deadline.
+    ok = _model(lambda m, i: ModelResponse(parts=[TextPart("ok")], usage=RequestUsage(input_tokens=1,
+                                                                                      output_tokens=1)),
+                _invocation(), ledger, limiter, _record())
+    assert asyncio.run(asyncio.wait_for(PydanticAgent(ok).run("go"), 10)).output == "ok"

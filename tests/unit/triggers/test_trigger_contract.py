@@ -1,0 +1,119 @@
+"""AgentTrigger's stored contract, without a server: pinned kwargs, versions, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from pydantic_ai.messages import ModelResponse, TextPart
+from pydantic_ai.models.function import FunctionModel
+
+from erp_agents.contracts import AgentFailed, load_event
+from erp_agents.factory.plan import plan_workflow
+from erp_agents.hooks import providers
+from erp_agents.operators.agent import airflow_error
+from erp_agents.spec.models import Agent, CostConfig, EngineConfig, LLMConfig, ModelPrice, ProviderConfig, Workflow
+from erp_agents.triggers.agent import AgentTrigger
+
+RUN = {"schema_version": 1, "dag_id": "wf", "run_id": "r", "task_id": "hr.a", "params": {}}
+ENGINE = EngineConfig(
+    default_provider="scripted",
+    providers={"scripted": ProviderConfig(type="custom", factory="scripted", conn_id="scripted_default")},
+    cost_config=CostConfig(model_costs={"scripted-1": ModelPrice(input=0.001, output=0.002)}),
+)
+
+
+def _invocation() -> str:
+    wf = Workflow(name="wf", agents=[Agent(name="a", module="HR", llm_config=LLMConfig(model="scripted-1"),
+                                           prompt_template="Hello")])
+    return plan_workflow(wf, ENGINE).tasks[0].invocation.to_json()
+
+
+def _events(trigger: AgentTrigger) -> list:
+    async def collect():
+        return [e async for e in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def test_serialize_output_is_pinned():
+    trigger = AgentTrigger(invocation=_invocation(), end_in_triggerer=False, run=RUN, upstream_outputs={"x": 1})
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "erp_agents.triggers.agent.AgentTrigger"
+    assert kwargs == {
+        "invocation": (
+            '{"agent":{"llm_config":{"model":"scripted-1"},"module":"HR","name":"a","prompt_template":"Hello"},'
+            '"budgets":{"module":"HR"},"price_overrides":{"scripted-1":{"input":0.001,"output":0.002}},'
+            '"provider":{"conn_id":"scripted_default","factory":"scripted","type":"custom"},'
+            '"provider_name":"scripted","rate_limits":[["provider:scripted",{"concurrent_requests":10,'
+            '"requests_per_day":50000,"requests_per_hour":3000,"requests_per_minute":60,"tokens_per_day":null,'
+            '"tokens_per_minute":100000}]],"schema_version":1,"task_id":"hr.a","workflow":"wf",'
+                '"workflow_timeout_s":3600.0}'
+        ),
+        "end_in_triggerer": False,
+        "run": RUN,
+        "upstream_outputs": {"x": 1},
+    }
+    assert AgentTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+@pytest.mark.parametrize("version", [0, 2, None])
+def test_stored_kwargs_of_another_version_end_the_task_permanently_naming_both(version):
+    data = json.loads(_invocation())
+    if version is None:
+        del data["schema_version"]
+    else:
+        data["schema_version"] = version
+    [event] = _events(AgentTrigger(invocation=json.dumps(data), end_in_triggerer=True))
+    typed = load_event(event.payload)
+    assert isinstance(typed, AgentFailed) and typed.error_type == "ContractVersionError"
+    assert f"schema_version {version!r}, this erp_agents reads version 1" in typed.message
+    assert type(airflow_error(typed, "hr.a")).__name__ == "AirflowFailException"
+
+
+def test_a_renamed_key_is_a_permanent_error_not_a_dead_trigger():
+    data = json.loads(_invocation())
+    data["agent_spec"] = data.pop("agent")
+    [event] = _events(AgentTrigger(invocation=json.dumps(data), end_in_triggerer=True))
+    assert event.payload["error_type"] == "PermanentAgentError" and "agent_spec" in event.payload["message"]
+
+
+def test_a_transient_error_is_retried_by_airflow():
+    failed = AgentFailed(error_type="TransientAgentError", message="HTTP 503", cost_record=load_event(
+        {"schema_version": 1, "status": "error", "error_type": "x", "message": "m", "cost_record": {
+            "workflow": "w", "agent": "a", "module": "M", "provider": "p", "model": "m"}}).cost_record)
+    error = airflow_error(failed, "hr.a")
+    assert type(error).__name__ == "AgentRetryableError"
+    from airflow.sdk.exceptions import AirflowException
+
+    assert isinstance(error, AirflowException)
+
+
+def test_a_cancelled_run_reports_its_cost_record(monkeypatch):
+    pushed = []
+
+    async def fake_push(run, record):
+        pushed.append((run.task_id, record.status, record.calls))
+
+    def factory(*, model, connection, options):
+        async def slow(messages, info):
+            await asyncio.sleep(30)
+            return ModelResponse(parts=[TextPart("late")])
+
+        return FunctionModel(slow, model_name=model)
+
+    monkeypatch.setattr(providers, "registered_providers", lambda: {"scripted": factory})
+    monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_DEFAULT", json.dumps({"conn_type": "generic"}))
+    monkeypatch.setattr("erp_agents.triggers.agent.apush_cost_record", fake_push)
+    trigger = AgentTrigger(invocation=_invocation(), end_in_triggerer=True, run=RUN, upstream_outputs={})
+
+    async def cancel_soon():
+        task = asyncio.ensure_future(trigger.run().__anext__())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_soon())
+    assert pushed == [("hr.a", "cancelled", 0)]
