@@ -32,10 +32,9 @@ class OrchestrationEngine:
         password: str | None = None,
         home: str | Path | None = None,
         run_timeout: float | None = None,
-        initialize_db: bool = True,
     ) -> None:
         self.sync = SyncOrchestrationEngine(config, llm_client, url=url, username=username, password=password,
-                                            home=home, run_timeout=run_timeout, initialize_db=initialize_db)
+                                            home=home, run_timeout=run_timeout)
         self._connect_lock = asyncio.Lock()
 
     @property
@@ -63,6 +62,14 @@ class OrchestrationEngine:
     async def get_workflow_status(self, workflow_id: str) -> dict[str, Any]:
         await self._connected()
         return await asyncio.to_thread(self.sync.get_workflow_status, workflow_id)
+
+    async def get_system_status(self, window_hours: float | None = None) -> dict[str, Any]:
+        await self._connected()
+        return await asyncio.to_thread(self.sync.get_system_status, window_hours)
+
+    async def get_agent_status(self, workflow_id: str, run_id: str | None = None) -> dict[str, Any]:
+        await self._connected()
+        return await asyncio.to_thread(self.sync.get_agent_status, workflow_id, run_id)
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.sync.close)

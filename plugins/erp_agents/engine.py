@@ -54,7 +54,6 @@ class OrchestrationEngine:
         password: str | None = None,
         home: str | Path | None = None,
         run_timeout: float | None = None,
-        initialize_db: bool = True,  # kept for callers of the earlier API; the deployment migrates its DB
     ) -> None:
         config = config or EngineConfig()
         self._conn_env: dict[str, str] = {}
@@ -175,6 +174,23 @@ class OrchestrationEngine:
         if value is None:
             return {"workflow": workflow_id, "status": runs[0]["state"], "run_id": run_id, "reason": "no summary yet"}
         return run_summary_from_xcom(value).model_dump(mode="json") | {"run_id": run_id}
+
+    def get_system_status(self, window_hours: float | None = None) -> dict[str, Any]:
+        """The seed's system status (engine, monitoring, rate_limiting, cost_tracking) and more, over
+        ``window_hours`` (default MonitorConfig.status_window_hours), as the deployment computes it."""
+        return self._status_client().get_system_status(window_hours)
+
+    def get_agent_status(self, workflow_id: str, run_id: str | None = None) -> dict[str, Any]:
+        """Per-agent state, tokens, cost, retries, limiter wait and timings of a run (default: the latest)."""
+        return self._status_client().get_workflow_status(workflow_id, run_id)
+
+    def _status_client(self) -> Any:
+        from erp_agents.monitoring.airflow_api import Credentials
+        from erp_agents.monitoring.client import StatusClient
+
+        api = self.api
+        username, password = self.deployment.login() if self.deployment is not None else self._credentials
+        return StatusClient(api.url, Credentials(username=username, password=password))
 
     # -- registration -------------------------------------------------------------------------
 

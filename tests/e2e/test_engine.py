@@ -131,6 +131,13 @@ def test_engine_reports_partial_completion_per_agent(engine, simulator):
     assert Decimal(str(result.total_cost)) == pytest.approx(expected_cost(ok), abs=Decimal("1e-9"))
     assert result.total_tokens == sum(r["usage"]["input_tokens"] + r["usage"]["output_tokens"] for r in ok)
     assert engine.get_workflow_status(workflow_id)["status"] == "partial"
+    # The seed's get_system_status, through the deployment's plugin route, agrees with the run.
+    status = engine.get_system_status()
+    assert set(status) >= {"engine", "monitoring", "rate_limiting", "cost_tracking"}
+    assert status["monitoring"]["workflows"]["started"] >= 1 and status["monitoring"]["agents"]["failed"] >= 1
+    assert status["cost_tracking"]["total_cost"] >= result.total_cost - 0.01
+    per_agent = engine.get_agent_status(workflow_id)
+    assert "finance.commentary" in str(per_agent) and "failed" in str(per_agent)
 
 
 def test_engine_run_fails_without_partial_completion_and_keeps_the_key_out(engine, simulator, deployment):

@@ -27,8 +27,7 @@ def test_client_key_stays_out_of_repr_and_becomes_an_environment_connection(monk
 
 def test_engine_makes_the_client_its_default_provider(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_CLAUDE", "{}")
-    engine = OrchestrationEngine(EngineConfig(), llm_client=AnthropicClient(api_key=KEY, conn_id="claude"),
-                                 initialize_db=False)
+    engine = OrchestrationEngine(EngineConfig(), llm_client=AnthropicClient(api_key=KEY, conn_id="claude"))
     assert engine.config.default_provider == "anthropic"
     assert engine.config.providers["anthropic"].conn_id == "claude"
     assert engine.config.providers["openai"].conn_id == "openai_default"  # the others are kept
