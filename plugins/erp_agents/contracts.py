@@ -77,6 +77,35 @@ class Budgets(_Contract):
     global_budget: float | None = None
 
 
+class FanOut(_Contract):
+    """A ``for_each`` agent's source and limits, and the id of its items step."""
+
+    items_task_id: str
+    tool: str | None = None
+    arguments: dict[str, Any] = {}
+    agent: str | None = Field(None, description="upstream agent name whose output is the list")
+    chunk_size: int = 50
+    max_items: int = 2000
+
+
+class ItemChunk(_Contract):
+    """One mapped task's share of a fan-out: items ``start`` .. ``start + len(items) - 1``."""
+
+    start: int = Field(ge=0)
+    items: list[Any]
+
+
+class ItemResult(_Contract):
+    """One item of a fan-out chunk: its index in the whole list, its outcome and its own cost record."""
+
+    index: int
+    status: Literal["success", "failed"]
+    output: Any = None
+    error_type: str | None = None
+    error: str | None = None
+    cost_record: CostRecord
+
+
 class AgentInvocation(_Contract):
     """Everything one agent run needs, decided at parse time: the plan's hand-off to the trigger."""
 
@@ -95,6 +124,8 @@ class AgentInvocation(_Contract):
     ledger: LedgerConfig = LedgerConfig()
     workflow_timeout_s: float | None = None
     log_prompts: bool = False
+    fan_out: FanOut | None = None
+    fan_out_upstream: tuple[str, ...] = Field((), description="upstream agents that fan out: their output is a list")
 
     @property
     def model(self) -> str:
@@ -144,6 +175,7 @@ class AgentSucceeded(_Contract):
     result: AgentOutput
     cost_record: CostRecord
     transcript: Transcript | None = None
+    items: list[ItemResult] | None = None  # a fan-out chunk: one result per item, in item order
 
 
 class Transcript(_Contract):
@@ -163,6 +195,7 @@ class AgentFailed(_Contract):
     error_type: str
     message: str
     cost_record: CostRecord
+    items: list[ItemResult] | None = None
 
 
 AgentEvent = Annotated[AgentSucceeded | AgentFailed, Field(discriminator="status")]
@@ -184,6 +217,7 @@ def load_event(data: Any) -> AgentSucceeded | AgentFailed:
 class SummaryAgent(_Contract):
     name: str
     critical: bool
+    items_task_id: str | None = None  # set for a fan-out agent: its task is mapped over chunks
 
 
 class SummaryPlan(_Contract):
@@ -216,6 +250,10 @@ class AgentSummary(_Contract):
     provider: str = ""
     error_type: str | None = None
     error: str | None = None
+    items_total: int | None = None  # fan-out agents only
+    items_ok: int | None = None
+    items_failed: int | None = None
+    chunks: int | None = None
 
 
 class AgentCounts(_Contract):

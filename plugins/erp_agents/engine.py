@@ -24,6 +24,7 @@ from erp_agents.clients import LLMClient
 from erp_agents.engine_run import dag_of
 from erp_agents.exceptions import ErpAgentsError
 from erp_agents.factory.plan import SUMMARY_TASK_ID
+from erp_agents.limits.pools import sync_pools
 from erp_agents.results import WorkflowResult
 from erp_agents.spec.models import EngineConfig, Workflow
 from erp_agents.stack.bundle_files import deploy_spec, spec_yaml
@@ -99,6 +100,8 @@ class OrchestrationEngine:
             self.deployment.ensure_triggerer_env(self._conn_env)
         api = AirflowApi(state.api_url, *self.deployment.login())
         api.login()
+        # This engine's config may name providers the deployment's specs do not: their pools too.
+        sync_pools(state.api_url, self.deployment.login(), self.config)
         return api
 
     def close(self) -> None:

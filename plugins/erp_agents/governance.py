@@ -33,6 +33,14 @@ if TYPE_CHECKING:
 # What a request without max_tokens may answer at most: the runner sends this bound to the provider,
 # so the worst case the limiter and the ledger reserve is a real one.
 DEFAULT_MAX_OUTPUT_TOKENS = 4096
+# Call numbers of one fan-out item start at (item index + 1) x this stride, so the items of one
+# mapped task never share a ledger key: one item makes at most (tool rounds + 1) x attempts calls.
+ITEM_CALL_STRIDE = 100_000
+
+
+def item_call_base(item_index: int) -> int:
+    """The first call number of item ``item_index`` (0-based, over the whole list) minus one."""
+    return (item_index + 1) * ITEM_CALL_STRIDE
 
 
 @lru_cache(maxsize=None)
@@ -48,7 +56,7 @@ def cost_config_of(budgets: Budgets) -> CostConfig:
 
 
 def governor_for(
-    invocation: AgentInvocation, run: RunContext, record: CostRecord, *, deadline: float | None
+    invocation: AgentInvocation, run: RunContext, record: CostRecord, *, deadline: float | None, call_base: int = 0
 ) -> RequestGovernor:
     """The agent's governor: the limiter when it has limits, and always the ledger, money's source of
     truth (with no budget its reservations refuse nothing, but every settled cost is kept)."""
@@ -60,6 +68,7 @@ def governor_for(
         limiter=limiter_for(invocation.limiter) if invocation.rate_limits else None,
         ledger=ledger_for(invocation.ledger),
         deadline=deadline,
+        call_base=call_base,
     )
 
 
@@ -90,8 +99,10 @@ class AgentGovernor:
         limiter: RateLimiter | None,
         ledger: Ledger | None,
         deadline: float | None = None,
+        call_base: int = 0,
     ) -> None:
         self.invocation = invocation
+        self.call_base = call_base
         self.run = run
         self.record = record
         self.limiter = limiter
@@ -112,7 +123,7 @@ class AgentGovernor:
     def call_key(self, call_number: int) -> CallKey:
         run = self.run
         return CallKey(run.dag_id, run.run_id, run.task_id or self.invocation.task_id, run.map_index,
-                       run.try_number, call_number)
+                       run.try_number, self.call_base + call_number)
 
     async def acquire(self, estimate: RequestEstimate) -> Permit:
         max_out = estimate.max_output_tokens or DEFAULT_MAX_OUTPUT_TOKENS

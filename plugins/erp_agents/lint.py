@@ -35,6 +35,11 @@ def _semantic_problems(doc: LocatedDocument, workflow: Workflow, engine: EngineC
         if agent.pool and agent.pool not in pools:
             at_key(i, "pool", f"agents[{i}].pool",
                    f"pool {agent.pool!r} is not in the engine config; known: {', '.join(sorted(pools))}")
+        if agent.for_each is not None and agent.for_each.tool is not None:
+            try:
+                registry.qualified_name(agent.for_each.tool)
+            except UnknownToolError as exc:
+                at_key(i, "for_each", f"agents[{i}].for_each.tool", str(exc))
         for j, (name, tool) in enumerate(zip(agent.tool_names(), agent.tools)):
             try:
                 registry.qualified_name(name)

@@ -11,19 +11,24 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from erp_agents.contracts import AgentOutput, RunContext, RunSummary, Transcript, load_contract
+from erp_agents.contracts import AgentOutput, ItemResult, RunContext, RunSummary, Transcript, load_contract
 from erp_agents.costs.record import COST_XCOM_KEY, CostRecord
 from erp_agents.exceptions import ContractVersionError, PermanentAgentError
+from erp_agents.spec.models import ITEMS_STEP_SUFFIX
 
 RETURN_VALUE_KEY = "return_value"
 TRANSCRIPT_XCOM_KEY = "transcript"
+ITEMS_XCOM_KEY = "items"  # a fan-out chunk's per-item results
 __all__ = [
+    "ITEMS_XCOM_KEY",
     "COST_XCOM_KEY",
     "RETURN_VALUE_KEY",
     "agent_output",
     "apull_agent_outputs",
     "cost_record_from_xcom",
     "decode",
+    "fan_out_output",
+    "item_results_from_xcom",
     "pull_agent_outputs",
     "run_summary_from_xcom",
     "success_xcoms",
@@ -32,6 +37,12 @@ __all__ = [
 
 class _PullsXCom(Protocol):
     def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any: ...
+
+    @property
+    def dag_id(self) -> str: ...
+
+    @property
+    def run_id(self) -> str: ...
 
 
 def decode(value: Any) -> Any:
@@ -46,6 +57,32 @@ def agent_output(value: Any) -> Any:
     if value is None:
         return None
     return load_contract(AgentOutput, decode(value), "return_value XCom").output
+
+
+def fan_out_output(chunk_values: list[Any], chunk_sizes: list[int] | None = None) -> list[Any]:
+    """A fan-out agent's output: its chunks' result lists (in map-index order) joined, in item order.
+
+    A chunk that pushed nothing (every item failed) stands for ``chunk_sizes[i]`` nulls when the sizes
+    are known, so later items keep their positions."""
+    results: list[Any] = []
+    for i, value in enumerate(chunk_values):
+        chunk = agent_output(value)
+        if chunk is None and chunk_sizes is not None:
+            chunk = [None] * chunk_sizes[i]
+        if not isinstance(chunk, list):
+            raise PermanentAgentError(f"fan-out chunk output: expected a list, got {type(chunk).__name__}")
+        results.extend(chunk)
+    return results
+
+
+def item_results_from_xcom(value: Any) -> list[ItemResult]:
+    """A fan-out chunk's ``items`` XCom: one result per item."""
+    if value is None:
+        return []
+    data = decode(value)
+    if not isinstance(data, list):
+        raise PermanentAgentError(f"items XCom: expected a list, got {type(data).__name__}")
+    return [load_contract(ItemResult, entry, "items XCom entry") for entry in data]
 
 
 def cost_record_from_xcom(value: Any) -> CostRecord | None:
@@ -67,33 +104,68 @@ def run_summary_from_xcom(value: Any) -> RunSummary:
     return load_contract(RunSummary, decode(value), "workflow_summary XCom")
 
 
-def success_xcoms(output: AgentOutput, record: CostRecord, transcript: Transcript | None = None) -> dict[str, Any]:
-    """What a successful agent task pushes: its answer, its cost record and, if kept, its transcript."""
-    values = {RETURN_VALUE_KEY: output.model_dump(mode="json"), COST_XCOM_KEY: record.to_dict()}
+def success_xcoms(
+    output: AgentOutput, record: CostRecord, transcript: Transcript | None = None,
+    items: list[ItemResult] | None = None,
+) -> dict[str, Any]:
+    """What a successful agent task pushes: its answer, its cost record and, if kept, its transcript;
+    a fan-out chunk adds its per-item results."""
+    values: dict[str, Any] = {RETURN_VALUE_KEY: output.model_dump(mode="json"), COST_XCOM_KEY: record.to_dict()}
     if transcript is not None:
         values[TRANSCRIPT_XCOM_KEY] = transcript.model_dump(mode="json")
+    if items is not None:
+        values[ITEMS_XCOM_KEY] = [item.model_dump(mode="json") for item in items]
     return values
 
 
-def pull_agent_outputs(ti: _PullsXCom, upstream: dict[str, str], map_index: int = -1) -> dict[str, Any]:
-    """Upstream outputs by agent name, on a worker (``ti.xcom_pull``)."""
-    return {
-        name: agent_output(ti.xcom_pull(task_ids=task_id, key=RETURN_VALUE_KEY, map_indexes=map_index))
-        for name, task_id in upstream.items()
-    }
+def pull_agent_outputs(
+    ti: _PullsXCom, upstream: dict[str, str], fan_out: tuple[str, ...] = (), map_index: int = -1
+) -> dict[str, Any]:
+    """Upstream outputs by agent name, on a worker (``ti.xcom_pull``); a fan-out upstream's is the
+    list of its item results."""
+    outputs = {}
+    for name, task_id in upstream.items():
+        if name in fan_out:
+            items_step = f"{task_id}{ITEMS_STEP_SUFFIX}"
+            chunks = decode(ti.xcom_pull(task_ids=items_step, key=RETURN_VALUE_KEY, map_indexes=-1)) or []
+            values = [ti.xcom_pull(task_ids=task_id, key=RETURN_VALUE_KEY, map_indexes=i) for i in range(len(chunks))]
+            outputs[name] = fan_out_output(values, [len(chunk["items"]) for chunk in chunks])
+        else:
+            outputs[name] = agent_output(ti.xcom_pull(task_ids=task_id, key=RETURN_VALUE_KEY, map_indexes=map_index))
+    return outputs
 
 
-async def apull_agent_outputs(run: RunContext, upstream: dict[str, str], map_index: int = -1) -> dict[str, Any]:
+async def apull_agent_outputs(
+    run: RunContext, upstream: dict[str, str], fan_out: tuple[str, ...] = (), map_index: int = -1
+) -> dict[str, Any]:
     """Upstream outputs by agent name, in the triggerer (its supervisor serves GetXCom)."""
     from airflow.sdk.execution_time.xcom import XCom
 
     outputs = {}
     for name, task_id in upstream.items():
+        if name in fan_out:
+            outputs[name] = await _apull_fan_out(run, task_id)
+            continue
         value = await XCom.aget_one(
             key=RETURN_VALUE_KEY, dag_id=run.dag_id, task_id=task_id, run_id=run.run_id, map_index=map_index
         )
         outputs[name] = agent_output(value)
     return outputs
+
+
+async def _apull_fan_out(run: RunContext, task_id: str) -> list[Any]:
+    """A fan-out agent's joined output, one map index at a time: the triggerer's supervisor in Airflow 3.3
+    serves GetXCom but not the sequence reads a mapped XCom needs (GetXComSequenceSlice), so the chunk
+    count comes from the items step's chunk list."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    chunks = decode(await XCom.aget_one(key=RETURN_VALUE_KEY, dag_id=run.dag_id, task_id=f"{task_id}{ITEMS_STEP_SUFFIX}",
+                                        run_id=run.run_id, map_index=-1)) or []
+    values = [
+        await XCom.aget_one(key=RETURN_VALUE_KEY, dag_id=run.dag_id, task_id=task_id, run_id=run.run_id, map_index=i)
+        for i in range(len(chunks))
+    ]
+    return fan_out_output(values, [len(chunk["items"]) for chunk in chunks])
 
 
 async def apush_cost_record(run: RunContext, record: CostRecord) -> None:

@@ -20,10 +20,11 @@ from tests.stack import airflow_stack
 AGENTS = ("finance.data_processor", "finance.data_analyzer", "finance.report_generator")
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def stack(request, simulator, tmp_path_factory):
+@pytest.fixture(scope="module")
+def stack(simulator, tmp_path_factory):
+    """A user's PostgreSQL in place of the embedded one (the shared e2e deployment covers the embedded)."""
     env = {"AIRFLOW_CONN_OPENAI_DEFAULT": openai_conn(simulator.openai_base_url)}
-    database = fresh_postgres_database("erp_agents_e2e") if request.param == "postgres" else None
+    database = fresh_postgres_database("erp_agents_e2e")
     with airflow_stack(tmp_path_factory.mktemp("airflow-stack"), extra_env=env, sql_alchemy_conn=database) as running:
         running.wait_dags(["basic_workflow"])
         running.unpause("basic_workflow")

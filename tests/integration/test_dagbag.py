@@ -12,7 +12,7 @@ from airflow.dag_processing.dagbag import DagBag
 from tests.conftest import ROOT
 
 EXPECTED_DAGS = {"basic_workflow", "erp_nightly", "hr_leave_review", "inventory_replenishment", "compliance_weekly",
-                 "hr_payroll_run", "payroll_close"}
+                 "hr_payroll_run", "payroll_close", "invoice_review"}
 PYTHON_EXAMPLES = {"basic_workflow_py", "erp_multi_module_py", "hr_review_py", "inventory_review_py", "compliance_review_py"}
 
 
@@ -140,3 +140,14 @@ def test_cross_workflow_dependency_through_an_asset(dagbag):
     consumer = dagbag.dags["payroll_close"]
     assert [a.uri for a in consumer.timetable.asset_condition.objects] == [uri]
     assert "Runs after: `hr_payroll_run`" in consumer.doc_md
+
+
+def test_invoice_review_fans_out_over_mapped_chunks(dagbag):
+    """The items step feeds a mapped agent task; the downstream agent reads the joined list."""
+    dag = dagbag.dags["invoice_review"]
+    reviewer = dag.get_task("finance.invoice_reviewer")
+    assert type(reviewer).__name__ == "MappedOperator"
+    assert reviewer.upstream_task_ids == {"finance.invoice_reviewer__items"}
+    # Airflow 3.3 does not start mapped tasks in the triggerer: chunks start on a worker and defer.
+    assert reviewer.partial_kwargs["start_from_trigger"] is False
+    assert dag.get_task("finance.review_summary").upstream_task_ids == {"finance.invoice_reviewer"}

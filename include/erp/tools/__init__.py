@@ -20,6 +20,7 @@ ERP_TOOLS: dict[str, Callable[..., Any]] = {
     "finance.get_ledger_balance": finance.get_ledger_balance,
     "finance.reconcile_bank": finance.reconcile_bank,
     "finance.get_open_invoices": finance.get_open_invoices,
+    "finance.list_open_invoices": finance.list_open_invoices,
     "finance.get_budget_vs_actual": finance.get_budget_vs_actual,
     "inventory.get_stock_levels": inventory.get_stock_levels,
     "inventory.get_reorder_candidates": inventory.get_reorder_candidates,

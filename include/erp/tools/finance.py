@@ -274,6 +274,39 @@ def get_open_invoices(type: Literal["AP", "AR"] | None = None, overdue_only: boo
     }
 
 
+def list_open_invoices(type: Literal["AP", "AR"] | None = None, overdue_only: bool = False) -> list[dict[str, Any]]:
+    """Every unpaid AP and AR invoice as a list, most overdue first: the items of a for_each agent.
+
+    Args:
+        type: "AP" for supplier invoices, "AR" for customer invoices; leave empty for both.
+        overdue_only: If true, only include invoices past their due date.
+    """
+    if type is not None and type not in ("AP", "AR"):
+        raise ValueError(f"unknown invoice type {type!r}; valid types: AP, AR")
+    unpaid = [
+        inv
+        for inv in get_data().invoices
+        if inv.status in ("open", "overdue")
+        and (type is None or inv.type == type)
+        and (not overdue_only or inv.status == "overdue")
+    ]
+    unpaid.sort(key=lambda inv: (-max(0, (AS_OF - inv.due_date).days), -inv.amount, inv.invoice_id))
+    return [
+        {
+            "invoice_id": inv.invoice_id,
+            "type": inv.type,
+            "counterparty": inv.counterparty,
+            "issue_date": inv.issue_date.isoformat(),
+            "due_date": inv.due_date.isoformat(),
+            "amount": money(inv.amount),
+            "status": inv.status,
+            "days_past_due": max(0, (AS_OF - inv.due_date).days),
+            "po_number": inv.po_number,
+        }
+        for inv in unpaid
+    ]
+
+
 def _expense_actuals(data: ErpData, period: str) -> dict[tuple[str, str], Decimal]:
     expense_accounts = {a.account for a in data.accounts if a.account_type == "expense"}
     actual: dict[tuple[str, str], Decimal] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from erp_agents.contracts import AgentInvocation, Budgets, SummaryAgent, SummaryPlan
+from erp_agents.contracts import AgentInvocation, Budgets, FanOut, SummaryAgent, SummaryPlan
 from erp_agents.spec.graph import AgentGraph, build_graph
 from erp_agents.limits.pools import pool_for
 from erp_agents.spec.models import (
@@ -41,6 +41,26 @@ def task_id_for(agent: Agent) -> str:
     return f"{group_id_for(agent.module)}.{agent.name}"
 
 
+def items_task_id_for(agent: Agent) -> str:
+    """``group.name__items``: the task that resolves a fan-out agent's list and cuts it into chunks."""
+    return f"{group_id_for(agent.module)}.{agent.items_task_name}"
+
+
+def _fan_out(agent: Agent) -> FanOut | None:
+    source = agent.for_each
+    if source is None:
+        return None
+    return FanOut(
+        items_task_id=items_task_id_for(agent),
+        tool=source.tool,
+        arguments=dict(source.arguments),
+        # Dependencies may be module-qualified; upstream outputs are keyed by the bare agent name.
+        agent=source.agent.rsplit(".", 1)[-1] if source.agent else None,
+        chunk_size=agent.chunk_size,
+        max_items=agent.max_items,
+    )
+
+
 @dataclass(frozen=True)
 class AgentTaskPlan:
     """Everything the renderer needs for one agent task."""
@@ -59,6 +79,11 @@ class AgentTaskPlan:
     pool: str | None
     trigger_rule: str  # all_success, or all_done for on_upstream_failure: run
     invocation: AgentInvocation
+    items_local_id: str | None = None  # fan-out: the items step in the same group; the agent task is mapped
+
+    @property
+    def fan_out(self) -> bool:
+        return self.items_local_id is not None
 
 
 @dataclass(frozen=True)
@@ -104,7 +129,9 @@ def _airflow_backoff(policy: RetryPolicy) -> float:
     return policy.exponential_base if policy.strategy is RetryStrategy.EXPONENTIAL_BACKOFF else 0.0
 
 
-def _invocation(agent: Agent, workflow: Workflow, engine: EngineConfig, upstream: dict[str, str]) -> AgentInvocation:
+def _invocation(
+    agent: Agent, workflow: Workflow, engine: EngineConfig, upstream: dict[str, str], fan_out_upstream: tuple[str, ...]
+) -> AgentInvocation:
     provider_name, provider = engine.provider_for(agent.llm_config)
     model = agent.llm_config.model
     costs = engine.cost_config
@@ -130,6 +157,8 @@ def _invocation(agent: Agent, workflow: Workflow, engine: EngineConfig, upstream
         ledger=engine.ledger,
         workflow_timeout_s=workflow.timeout,
         log_prompts=engine.monitor_config.log_prompts,
+        fan_out=_fan_out(agent),
+        fan_out_upstream=fan_out_upstream,
     )
 
 
@@ -164,6 +193,7 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
     for name in graph.order:
         agent = by_name[name]
         upstream = {dep: task_id_for(by_name[dep]) for dep in graph.upstream[name]}
+        fan_out_upstream = tuple(dep for dep in upstream if by_name[dep].for_each is not None)
         policy = effective_retry_policy(agent, workflow, engine)
         provider_name, provider = engine.provider_for(agent.llm_config)
         tasks.append(
@@ -182,7 +212,8 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
                 execution_timeout_s=agent.timeout + TASK_TIMEOUT_GRACE_S,
                 pool=agent.pool or pool_for(provider_name, engine),
                 trigger_rule="all_done" if agent.on_upstream_failure == "run" else "all_success",
-                invocation=_invocation(agent, workflow, engine, upstream),
+                invocation=_invocation(agent, workflow, engine, upstream, fan_out_upstream),
+                items_local_id=agent.items_task_name if agent.for_each is not None else None,
             )
         )
     groups = tuple(dict.fromkeys(t.group_id for t in tasks))
@@ -204,7 +235,12 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
         waits_for=tuple(workflow_asset_uri(name) for name in workflow.wait_for),
         summary=SummaryPlan(
             workflow=workflow.name,
-            agents={task_id_for(a): SummaryAgent(name=a.name, critical=a.critical) for a in workflow.agents},
+            agents={
+                task_id_for(a): SummaryAgent(
+                    name=a.name, critical=a.critical, items_task_id=items_task_id_for(a) if a.for_each else None
+                )
+                for a in workflow.agents
+            },
             allow_partial_completion=workflow.allow_partial_completion,
             cost_budget=workflow.cost_budget,
             notifications=workflow.notifications,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from decimal import Decimal
+from typing import Any, Literal
 
-from erp_agents.contracts import AgentCounts, AgentSummary, RunSummary
+from erp_agents.contracts import AgentCounts, AgentSummary, RunSummary, SummaryAgent
 from erp_agents.costs.record import CostRecord, total_of
 
 SUCCESS_STATES = frozenset({"success"})
@@ -18,16 +19,32 @@ class AgentOutcome:
     critical: bool
     state: str
     record: CostRecord | None
+    items_total: int | None = None  # fan-out agents: items run and items that failed, chunks (mapped tasks)
+    items_failed: int = 0
+    chunks: int | None = None
 
     @property
     def succeeded(self) -> bool:
-        return self.state in SUCCESS_STATES
+        """A fan-out agent with a failed item did not fully succeed: the run is partial or failed by the
+        agent's ``critical`` flag, as for any other agent."""
+        return self.state in SUCCESS_STATES and self.items_failed == 0
+
+    @property
+    def label(self) -> str:
+        if self.items_total is not None and self.items_failed:
+            return f"{self.task_id} ({self.items_failed} of {self.items_total} items failed)"
+        return f"{self.task_id} ({self.state})"
 
     def summary(self) -> AgentSummary:
         record = self.record
+        items: dict[str, int | None] = {}
+        if self.items_total is not None:
+            items = {"items_total": self.items_total, "items_ok": self.items_total - self.items_failed,
+                     "items_failed": self.items_failed, "chunks": self.chunks}
         if record is None:
-            return AgentSummary(name=self.name, state=self.state, critical=self.critical)
+            return AgentSummary(name=self.name, state=self.state, critical=self.critical, **items)
         return AgentSummary(
+            **items,
             name=self.name,
             state=self.state,
             critical=self.critical,
@@ -57,11 +74,11 @@ def decide_outcome(
         status, reason = "completed", "all agents succeeded"
     elif critical_failed or not allow_partial:
         status = "failed"
-        names = ", ".join(f"{o.task_id} ({o.state})" for o in (critical_failed or failed))
+        names = ", ".join(o.label for o in (critical_failed or failed))
         reason = f"critical agents did not succeed: {names}" if critical_failed else f"agents did not succeed: {names}"
     else:
         status = "partial"
-        reason = "non-critical agents did not succeed: " + ", ".join(f"{o.task_id} ({o.state})" for o in failed)
+        reason = "non-critical agents did not succeed: " + ", ".join(o.label for o in failed)
     ended_by = _ended_by(failed)
     if ended_by is not None and status != "completed":
         reason = f"the {ended_by} ended the run; {reason}"
@@ -91,3 +108,65 @@ def _ended_by(failed: list[AgentOutcome]) -> Literal["budget", "timeout"] | None
     if "AgentTimeoutError" in kinds:
         return "timeout"
     return None
+
+
+_SUMMED = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "calls", "failed_calls",
+           "tool_calls", "estimated_usage_calls", "retries", "rate_limited")
+
+
+def merged_record(records: list[CostRecord], like: CostRecord) -> CostRecord:
+    """One record for many (the items of a chunk, the chunks of a fan-out agent): counts summed, money
+    summed exactly in micro-dollars. Request lists stay with the records they came from."""
+    merged = like.model_copy(update={"requests": [], "status": "success", "error": None, "error_type": None})
+    for name in _SUMMED:
+        setattr(merged, name, sum(getattr(r, name) for r in records))
+    merged.cost_usd = float(sum((Decimal(str(r.cost_usd)) for r in records), Decimal(0)))
+    merged.latency_s = round(sum(r.latency_s for r in records), 6)
+    merged.limiter_wait_s = round(sum(r.limiter_wait_s for r in records), 6)
+    priced = next((r for r in records if r.price_source), None)
+    if priced is not None:
+        merged.price_source, merged.price_date = priced.price_source, priced.price_date
+    return merged
+
+
+def mapped_states(states: dict[str, Any], task_id: str) -> dict[int, str]:
+    """The states of a mapped task's instances by map index (Airflow names them ``<task_id>_<index>``)."""
+    prefix = f"{task_id}_"
+    found = {}
+    for key, state in states.items():
+        suffix = key[len(prefix):] if key.startswith(prefix) else ""
+        if suffix.isdigit():
+            found[int(suffix)] = str(state)
+    return found
+
+
+def fan_out_outcome(ti: Any, task_id: str, agent: SummaryAgent, states: dict[str, Any]) -> AgentOutcome:
+    """A fan-out agent's row: its chunks' states and records joined, its items counted.
+
+    No chunk ran (the items step refused its source, or an upstream failed): the state is the
+    unexpanded task's, and the record is the one the items step pushed with its error.
+    """
+    from erp_agents.xcom import COST_XCOM_KEY, ITEMS_XCOM_KEY, cost_record_from_xcom, item_results_from_xcom
+
+    chunks = mapped_states(states, task_id)
+    if not chunks:
+        record = cost_record_from_xcom(ti.xcom_pull(task_ids=agent.items_task_id, key=COST_XCOM_KEY, map_indexes=-1))
+        state = str(states.get(task_id) or "unknown")
+        return AgentOutcome(task_id=task_id, name=agent.name, critical=agent.critical, state=state, record=record,
+                            items_total=0, chunks=0)
+    indexes = sorted(chunks)
+    records = [r for r in (cost_record_from_xcom(ti.xcom_pull(task_ids=task_id, key=COST_XCOM_KEY, map_indexes=i))
+                           for i in indexes) if r is not None]
+    items = [item for i in indexes
+             for item in item_results_from_xcom(ti.xcom_pull(task_ids=task_id, key=ITEMS_XCOM_KEY, map_indexes=i))]
+    bad = [chunks[i] for i in indexes if chunks[i] not in SUCCESS_STATES]
+    record = merged_record(records, records[0]) if records else None
+    if record is not None and bad:
+        failed = next((r for r in records if r.status != "success"), None)
+        if failed is not None:
+            record.status, record.error, record.error_type = failed.status, failed.error, failed.error_type
+    return AgentOutcome(
+        task_id=task_id, name=agent.name, critical=agent.critical, state=bad[0] if bad else "success",
+        record=record, items_total=len(items), items_failed=sum(1 for i in items if i.status == "failed"),
+        chunks=len(indexes),
+    )

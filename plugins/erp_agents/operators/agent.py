@@ -22,7 +22,7 @@ from airflow.triggers.base import StartTriggerArgs
 from erp_agents import exceptions
 from erp_agents.contracts import AgentFailed, AgentInvocation, load_contract, load_event
 from erp_agents.triggers.agent import CLASSPATH, AgentTrigger, run_context
-from erp_agents.xcom import COST_XCOM_KEY, TRANSCRIPT_XCOM_KEY, pull_agent_outputs
+from erp_agents.xcom import COST_XCOM_KEY, ITEMS_XCOM_KEY, TRANSCRIPT_XCOM_KEY, pull_agent_outputs
 
 
 class LLMAgentOperator(BaseOperator):
@@ -30,6 +30,9 @@ class LLMAgentOperator(BaseOperator):
 
     :param invocation: the agent's plan (spec, provider, prices, upstream task ids, limits, budgets).
     :param start_from_trigger: start in the triggerer (default) or on a worker.
+    :param chunk: a fan-out agent's share of items (an ``ItemChunk``), given by ``.expand(chunk=...)``.
+        Airflow 3.3 does not start mapped tasks in the triggerer (``expand_start_from_trigger`` is
+        unsupported, GH-52141), so a chunk starts on a worker and defers at once.
     """
 
     # The prompt is rendered by the trigger in a sandbox with upstream outputs as values, the same
@@ -39,10 +42,16 @@ class LLMAgentOperator(BaseOperator):
     start_from_trigger = True
 
     def __init__(
-        self, *, invocation: AgentInvocation | dict[str, Any] | str, start_from_trigger: bool = True, **kwargs: Any
+        self,
+        *,
+        invocation: AgentInvocation | dict[str, Any] | str,
+        start_from_trigger: bool = True,
+        chunk: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.start_from_trigger = start_from_trigger
+        self.chunk = chunk
         timeout: timedelta | None = self.execution_timeout
         typed = load_contract(AgentInvocation, invocation, f"invocation of task {self.task_id!r}")
         self.start_trigger_args = StartTriggerArgs(
@@ -67,7 +76,8 @@ class LLMAgentOperator(BaseOperator):
                 invocation=invocation.to_json(),
                 end_in_triggerer=False,
                 run=run_context(ti, context).model_dump(mode="json"),
-                upstream_outputs=pull_agent_outputs(ti, invocation.upstream),
+                upstream_outputs=pull_agent_outputs(ti, invocation.upstream, invocation.fan_out_upstream),
+                chunk=self.chunk,
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout,
@@ -80,6 +90,8 @@ class LLMAgentOperator(BaseOperator):
         except exceptions.PermanentAgentError as exc:
             raise AirflowFailException(f"agent {self.task_id} ended without a readable result event: {exc}") from None
         context["ti"].xcom_push(key=COST_XCOM_KEY, value=typed.cost_record.to_dict())
+        if typed.items is not None:
+            context["ti"].xcom_push(key=ITEMS_XCOM_KEY, value=[item.model_dump(mode="json") for item in typed.items])
         if not isinstance(typed, AgentFailed):
             if typed.transcript is not None:
                 context["ti"].xcom_push(key=TRANSCRIPT_XCOM_KEY, value=typed.transcript.model_dump(mode="json"))

@@ -17,7 +17,7 @@ from erp_agents.contracts import SummaryPlan, load_contract
 from erp_agents.costs.hook import CostHook
 from erp_agents.exceptions import GovernanceStoreUnavailable
 from erp_agents.notifications import callbacks_for, notify_partial
-from erp_agents.monitoring.outcome import AgentOutcome, decide_outcome
+from erp_agents.monitoring.outcome import AgentOutcome, decide_outcome, fan_out_outcome
 from erp_agents.xcom import COST_XCOM_KEY, RETURN_VALUE_KEY, cost_record_from_xcom
 
 
@@ -37,9 +37,11 @@ class WorkflowSummaryOperator(BaseOperator):
         ti = context["ti"]
         plan = self.summary
         task_ids = list(plan.agents)
-        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])
+        items_ids = [a.items_task_id for a in plan.agents.values() if a.items_task_id]
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=task_ids + items_ids, run_ids=[ti.run_id])
         states = states.get(ti.run_id, states)
         outcomes = [
+            fan_out_outcome(ti, task_id, plan.agents[task_id], states) if plan.agents[task_id].items_task_id else
             AgentOutcome(
                 task_id=task_id,
                 name=plan.agents[task_id].name,

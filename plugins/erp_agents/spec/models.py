@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 SUPPORTED_VERSIONS = (1,)
+ITEMS_STEP_SUFFIX = "__items"  # a fan-out agent's items step is the task <agent>__items
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
 
@@ -99,6 +100,24 @@ class InlineTool(_Spec):
     function: InlineFunction
 
 
+class ForEach(_Spec):
+    """Where a fan-out agent's items come from: a registered tool's result or an upstream agent's output.
+
+    Either must yield a JSON list; it is resolved at run time by the agent's items step."""
+
+    tool: str | None = Field(None, min_length=1, description="a registered tool, e.g. finance.list_open_invoices")
+    arguments: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the tool")
+    agent: str | None = Field(None, min_length=1, description="an upstream agent (listed in dependencies)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ForEach:
+        if (self.tool is None) == (self.agent is None):
+            raise ValueError("for_each needs exactly one source: tool or agent")
+        if self.agent is not None and self.arguments:
+            raise ValueError("for_each.arguments applies to a tool source only")
+        return self
+
+
 class Agent(_Spec):
     """One LLM agent: a prompt, a model, its dependencies and its limits."""
 
@@ -124,6 +143,30 @@ class Agent(_Spec):
     retry_policy: RetryPolicy | None = None
     output_schema: dict[str, Any] | None = None
     pool: str | None = Field(None, min_length=1, max_length=256)
+    for_each: ForEach | None = Field(
+        None, description="run this agent once per item of a list; the prompt gets {{ item }} and {{ item_index }}"
+    )
+    chunk_size: int = Field(50, ge=1, le=1000, description="items per mapped task (for_each)")
+    max_items: int = Field(2000, ge=1, le=100_000, description="more items than this fail the agent (for_each)")
+
+    @model_validator(mode="after")
+    def _fan_out_fields(self) -> Agent:
+        if self.for_each is None:
+            given = sorted({"chunk_size", "max_items"} & self.model_fields_set)
+            if given:
+                raise ValueError(f"{', '.join(given)} applies to a for_each agent only")
+            return self
+        source = self.for_each.agent
+        if source is not None and source not in self.dependencies:
+            raise ValueError(f"for_each.agent {source!r} must be listed in dependencies")
+        if source is not None and source.rsplit(".", 1)[-1] == self.name:
+            raise ValueError("for_each.agent cannot be the agent itself")
+        return self
+
+    @property
+    def items_task_name(self) -> str:
+        """The local task id of a fan-out agent's items step."""
+        return f"{self.name}{ITEMS_STEP_SUFFIX}"
 
     @field_validator("dependencies")
     @classmethod
@@ -220,6 +263,10 @@ class Workflow(_Spec):
             if agent.name in seen:
                 raise ValueError(f"duplicate agent name {agent.name!r}")
             seen.add(agent.name)
+        items_steps = {a.items_task_name for a in agents if a.for_each is not None}
+        for agent in agents:
+            if agent.name in items_steps:
+                raise ValueError(f"agent name {agent.name!r} is taken by the items step of a for_each agent")
         return agents
 
 

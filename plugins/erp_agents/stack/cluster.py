@@ -26,10 +26,11 @@ from pathlib import Path
 import fasteners
 from pydantic import BaseModel, ConfigDict
 
+from erp_agents.limits.pools import sync_pools
 from erp_agents.stack import cluster_health, processes
 from erp_agents.stack.cluster_settings import (
     COMPONENTS, GOVERNANCE_DB, METADATA_DB, TRIGGERERS, WORKERS, Endpoints,
-    cluster_env, command, engine_config_yaml,
+    cluster_env, command, engine_config, engine_config_yaml,
 )
 from erp_agents.stack.errors import StackError
 from erp_agents.stack.postgres import port_is_free
@@ -180,6 +181,7 @@ class Cluster:
                 self.wait_ready(state, timeout)
                 if sync is not None and sync.wait(timeout=120) != 0:
                     raise StackError(f"copying the connections into the metadata DB failed; see {self.layout.log_of('db-migrate')}")
+                sync_pools(state.api_url, self.login(), engine_config(self.endpoints(state).limiter_url))
             except BaseException:
                 if sync is not None and sync.poll() is None:
                     sync.kill()

@@ -9,6 +9,7 @@ scripts using OrchestrationEngine at once) are serialized by a file lock.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from erp_agents.stack.settings import COMPONENTS, PROJECT_ROOT, UI_USER, Layout,
 HEALTH_TIMEOUT_S = 180.0
 HEALTH_KEYS = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}
 DATABASE_URL_ENV = "ERP_AGENTS_DATABASE_URL"
+
+log = logging.getLogger(__name__)
 
 
 def default_home() -> Path:
@@ -132,6 +135,8 @@ class Deployment:
                         processes.start(self.layout, name, processes.component_argv(name, state.api_port), env)
                         started.append(name)
                 self.wait_healthy(state, timeout, components)
+                if "api-server" in components:
+                    self._sync_pools(state)
             except BaseException:
                 for name in reversed(started):
                     if name == "postgres":
@@ -142,6 +147,18 @@ class Deployment:
                         processes.stop(self.layout, name)
                 raise
             return state, False
+
+    def _sync_pools(self, state: StackState) -> None:
+        """One Airflow pool per provider of the deployment's engine config (agent tasks name them)."""
+        from erp_agents.limits.pools import sync_pools
+        from erp_agents.spec.discovery import load_folder
+
+        if not self.layout.passwords_file.exists():  # an auth manager of the caller's own: no login known here
+            log.warning("pools not synced (no simple-auth login under %s): run `python -m erp_agents pools sync`",
+                        self.layout.folder)
+            return
+        engine = load_folder(Path(state.dags_folder) / "specs").engine
+        sync_pools(state.api_url, self.login(), engine)
 
     def _plan_state(self, status: Status) -> StackState:
         """Ports and URLs: the recorded ones when a deployment was here before, else new ones."""

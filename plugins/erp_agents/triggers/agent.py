@@ -24,6 +24,8 @@ from erp_agents.contracts import (
     AgentInvocation,
     AgentOutput,
     AgentSucceeded,
+    ItemChunk,
+    ItemResult,
     RunContext,
     Transcript,
     load_contract,
@@ -31,6 +33,8 @@ from erp_agents.contracts import (
 from erp_agents.costs.record import CostRecord
 from erp_agents.exceptions import AgentRunError
 from erp_agents.monitoring import metrics
+from erp_agents.monitoring.outcome import merged_record
+from erp_agents.triggers.fanout import run_chunk
 from erp_agents.triggers.errors import as_agent_error, is_expected, mask, mask_value
 from erp_agents.triggers.runner import run_agent
 from erp_agents.xcom import apull_agent_outputs, apush_cost_record, success_xcoms
@@ -46,6 +50,7 @@ class AgentTrigger(BaseTrigger):
     :param end_in_triggerer: end the task here (TaskSuccessEvent) or hand back to ``execute_complete``.
     :param run: the ``RunContext`` when started from ``execute()``; else read from the task instance.
     :param upstream_outputs: upstream outputs by agent name when started from ``execute()``.
+    :param chunk: the ``ItemChunk`` of a fan-out agent's mapped task: its items run concurrently.
     """
 
     def __init__(
@@ -55,8 +60,10 @@ class AgentTrigger(BaseTrigger):
         end_in_triggerer: bool = True,
         run: dict[str, Any] | None = None,
         upstream_outputs: dict[str, Any] | None = None,
+        chunk: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        self.chunk = chunk
         self.raw_invocation = invocation
         self.end_in_triggerer = end_in_triggerer
         self.run_context = run
@@ -70,14 +77,21 @@ class AgentTrigger(BaseTrigger):
             self.invalid = exc
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {
+        kwargs = {
             "invocation": self.raw_invocation,
             "end_in_triggerer": self.end_in_triggerer,
             "run": self.run_context,
             "upstream_outputs": self.upstream_outputs,
         }
+        if self.chunk is not None:  # only fan-out chunks carry it: stored kwargs of other agents stay as they were
+            kwargs["chunk"] = self.chunk
+        return CLASSPATH, kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.chunk is not None:
+            async for event in self._run_chunk():
+                yield event
+            return
         record = _record_for(self.invocation)
         run: RunContext | None = None
         started = time.monotonic()
@@ -88,7 +102,7 @@ class AgentTrigger(BaseTrigger):
             run = self._run()
             upstream = self.upstream_outputs
             if upstream is None:
-                upstream = await apull_agent_outputs(run, self.invocation.upstream)
+                upstream = await apull_agent_outputs(run, self.invocation.upstream, self.invocation.fan_out_upstream)
             prompt: list[str] = []
             output = await run_agent(self.invocation, run, upstream, record, log=self.log, prompt_out=prompt)
         except asyncio.CancelledError:
@@ -116,6 +130,56 @@ class AgentTrigger(BaseTrigger):
             yield TaskSuccessEvent(xcoms=success_xcoms(result, record, kept))
         else:
             yield TriggerEvent(AgentSucceeded(result=result, cost_record=record, transcript=kept).model_dump(mode="json"))
+
+    async def _run_chunk(self) -> AsyncIterator[TriggerEvent]:
+        """A fan-out chunk: one result and one cost record per item; the task fails only when all did."""
+        records: list[CostRecord] = []
+        run: RunContext | None = None
+        started = time.monotonic()
+        try:
+            if self.invalid is not None:
+                raise self.invalid
+            assert self.invocation is not None
+            chunk = load_contract(ItemChunk, self.chunk, "AgentTrigger chunk")
+            run = self._run()
+            upstream = self.upstream_outputs
+            if upstream is None:
+                upstream = await apull_agent_outputs(run, self.invocation.upstream, self.invocation.fan_out_upstream)
+            items = await run_chunk(self.invocation, run, upstream, chunk, records, log=self.log)
+        except asyncio.CancelledError:
+            record = merged_record(records, _record_for(self.invocation))
+            record.status, record.error = "cancelled", "the run was cancelled (timeout or task killed)"
+            await self._report_cancelled(run, record)
+            raise
+        except Exception as exc:
+            error = as_agent_error(exc)
+            record = merged_record(records, _record_for(self.invocation))
+            record.status, record.error, record.error_type = "failed", str(error), type(error).__name__
+            self.log.error("Agent %s chunk failed (%s): %s", record.agent, type(error).__name__, error,
+                           exc_info=not is_expected(exc))
+            yield TriggerEvent(AgentFailed(error_type=type(error).__name__, message=str(error),
+                                           cost_record=record).model_dump(mode="json"))
+            return
+        yield self._chunk_event(items, records, time.monotonic() - started)
+
+    def _chunk_event(self, items: list[ItemResult], records: list[CostRecord], duration_s: float) -> TriggerEvent:
+        assert self.invocation is not None
+        record = merged_record(records, _record_for(self.invocation))
+        failed = [i for i in items if i.status == "failed"]
+        self.log.info("Agent %s chunk finished: %d items ok, %d failed, %d calls, $%.6f",
+                      record.agent, len(items) - len(failed), len(failed), record.calls, record.cost_usd)
+        if items and len(failed) == len(items):
+            first = failed[0]
+            record.status, record.error, record.error_type = "failed", first.error, first.error_type
+            _record_agent(record, duration_s, "failed")
+            message = f"all {len(items)} items failed; item {first.index}: {first.error}"
+            return TriggerEvent(AgentFailed(error_type=first.error_type or "TransientAgentError", message=message,
+                                            cost_record=record, items=items).model_dump(mode="json"))
+        _record_agent(record, duration_s, "success")
+        result = AgentOutput(output=[i.output for i in items], agent=record.agent, model=record.model)
+        if self.end_in_triggerer:
+            return TaskSuccessEvent(xcoms=success_xcoms(result, record, None, items))
+        return TriggerEvent(AgentSucceeded(result=result, cost_record=record, items=items).model_dump(mode="json"))
 
     def _run(self) -> RunContext:
         if self.run_context is not None:

@@ -75,6 +75,8 @@ async def run_agent(
     log: logging.Logger | Any,
     governor: RequestGovernor | None = None,
     prompt_out: list[str] | None = None,
+    extra_context: dict[str, Any] | None = None,
+    call_base: int = 0,
 ) -> Any:
     """Run the agent to its final answer within its ``timeout``; raises on failure (the caller classifies).
 
@@ -84,11 +86,11 @@ async def run_agent(
     timeout, what = _time_left(invocation, run)
     deadline = time.monotonic() + timeout
     if governor is None:
-        governor = governor_for(invocation, run, record, deadline=deadline)
+        governor = governor_for(invocation, run, record, deadline=deadline, call_base=call_base)
     try:
         async with asyncio.timeout(timeout):
             return await _run_agent(invocation, run, upstream, record, log=log, governor=governor, deadline=deadline,
-                                    prompt_out=prompt_out)
+                                    prompt_out=prompt_out, extra_context=extra_context)
     except TimeoutError:
         raise AgentTimeoutError(
             f"agent {invocation.agent.name} reached {what} after {record.calls} call(s), "
@@ -118,9 +120,13 @@ async def _run_agent(
     governor: RequestGovernor,
     deadline: float,
     prompt_out: list[str] | None,
+    extra_context: dict[str, Any] | None = None,
 ) -> Any:
     agent, provider = invocation.agent, invocation.provider
-    prompt = render_prompt(agent.prompt_template, prompt_context(invocation, run, upstream), agent=agent.name)
+    context = prompt_context(invocation, run, upstream)
+    if extra_context:
+        context.update(extra_context)  # a fan-out item: {{ item }} and {{ item_index }}
+    prompt = render_prompt(agent.prompt_template, context, agent=agent.name)
     if prompt_out is not None:
         prompt_out.append(prompt)
     tools = default_registry().build(agent.tools)

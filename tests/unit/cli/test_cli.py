@@ -104,3 +104,14 @@ def test_lint_shows_effective_limits_and_refuses_an_agent_that_can_never_run(tmp
     assert rows[("Custom.big", "provider:openai")] == ["60", "3000", "50000", "1000", "-", "2"]
     assert rows[("Custom.big", "model:openai:gpt-4o")] == ["7", "-", "-", "-", "-", "2"]  # workflow lowers both
     assert ("Custom.small", "model:openai:gpt-4o") not in rows
+
+
+def test_lint_refuses_a_for_each_tool_that_is_not_registered(tmp_path, capsys):
+    from erp_agents.cli import main
+
+    (tmp_path / "w.yaml").write_text(
+        "kind: Workflow\nname: w\nagents:\n"
+        "  - name: each\n    llm_config: {model: gpt-4o-mini, max_tokens: 100}\n    prompt_template: '{{ item }}'\n"
+        "    for_each: {tool: finance.no_such_listing}\n")
+    assert main(["lint", str(tmp_path)]) == 1
+    assert "agents[0].for_each.tool:" in capsys.readouterr().out

@@ -21,6 +21,7 @@ EXPECTED = {
     "finance.get_ledger_balance": ["account", "period"],
     "finance.reconcile_bank": ["period"],
     "finance.get_open_invoices": ["type", "overdue_only"],
+    "finance.list_open_invoices": ["type", "overdue_only"],
     "finance.get_budget_vs_actual": ["cost_center", "period"],
     "inventory.get_stock_levels": ["warehouse", "category"],
     "inventory.get_reorder_candidates": ["warehouse"],
@@ -31,6 +32,8 @@ EXPECTED = {
 }
 
 SIMPLE_TYPES = {str, int, float, bool, type(None)}
+# Tools that feed a for_each agent: they return the whole list of items, not a compact answer for a model.
+ITEM_SOURCES = {"finance.list_open_invoices"}
 
 # Calls covering every tool, including filtered variants.
 CALLS: list[tuple[str, dict[str, Any]]] = [
@@ -45,6 +48,8 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
     ("finance.reconcile_bank", {}),
     ("finance.get_open_invoices", {}),
     ("finance.get_open_invoices", {"type": "AR", "overdue_only": True}),
+    ("finance.list_open_invoices", {}),
+    ("finance.list_open_invoices", {"type": "AP", "overdue_only": True}),
     ("finance.get_budget_vs_actual", {}),
     ("finance.get_budget_vs_actual", {"cost_center": "CC500"}),
     ("inventory.get_stock_levels", {}),
@@ -124,7 +129,7 @@ def test_full_simple_type_hints(name: str) -> None:
     assert set(hints) == set(params) | {"return"}, name
     for param in params:
         assert _simple(hints[param]), (name, param, hints[param])
-    assert typing.get_origin(hints["return"]) is dict
+    assert typing.get_origin(hints["return"]) is (list if name in ITEM_SOURCES else dict)
 
 
 def test_signatures_defaults() -> None:
@@ -158,9 +163,13 @@ def _count_rows(value: Any) -> int:
 @pytest.mark.parametrize(("name", "kwargs"), CALLS)
 def test_results_are_json_serialisable_and_compact(name: str, kwargs: dict[str, Any]) -> None:
     result = ERP_TOOLS[name](**kwargs)
-    assert isinstance(result, dict)
     text = json.dumps(result, allow_nan=False)
     assert json.loads(text) == result  # no tuples, Decimals, dates or other non-JSON types
+    if name in ITEM_SOURCES:  # one item per row, each small enough for one agent's prompt
+        assert isinstance(result, list) and result and all(isinstance(item, dict) for item in result)
+        assert max(len(json.dumps(item)) for item in result) < 2000
+        return
+    assert isinstance(result, dict)
     assert _count_rows(result) <= 20
     assert len(text) < 12000
 

@@ -1,0 +1,111 @@
+"""The items step of a fan-out agent: resolve its list at run time and cut it into chunks.
+
+It runs on a worker for milliseconds (a tool call on local ERP data, or one XCom read) and returns
+the chunks; the agent task is ``.expand()``-ed over that return value, one mapped task per chunk
+(Airflow's dynamic task mapping). A source that is not a list, or longer than ``max_items``, fails
+here with a clear message before any model call; the message is pushed as the agent's cost record
+so the run summary names it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from erp_agents.contracts import FanOut, ItemChunk, load_contract
+from erp_agents.costs.record import CostRecord
+from erp_agents.exceptions import PermanentAgentError
+from erp_agents.xcom import COST_XCOM_KEY, pull_agent_outputs
+
+
+def checked_items(value: Any, *, agent: str, source: str, max_items: int) -> list[Any]:
+    """The source's value as a list of at most ``max_items`` items, or a PermanentAgentError saying why not.
+
+    An upstream agent that answered in text may have written its list as JSON: that text is parsed.
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise PermanentAgentError(
+                f"for_each of agent {agent!r}: {source} yielded text that is not a JSON list") from None
+    if not isinstance(value, list):
+        raise PermanentAgentError(
+            f"for_each of agent {agent!r}: {source} yielded {type(value).__name__}, expected a list")
+    if len(value) > max_items:
+        raise PermanentAgentError(
+            f"for_each of agent {agent!r}: {source} yielded {len(value)} items, more than max_items {max_items}")
+    return value
+
+
+def chunks_of(items: list[Any], chunk_size: int) -> list[dict[str, Any]]:
+    """Consecutive chunks of at most ``chunk_size`` items (JSON-able ``ItemChunk``s); an empty list is one
+    empty chunk, so the agent still runs and hands ``[]`` downstream."""
+    if not items:
+        return [ItemChunk(start=0, items=[]).model_dump(mode="json")]
+    return [
+        ItemChunk(start=start, items=items[start:start + chunk_size]).model_dump(mode="json")
+        for start in range(0, len(items), chunk_size)
+    ]
+
+
+class ForEachItemsOperator(BaseOperator):
+    """Resolve a fan-out agent's items and return them in chunks.
+
+    :param fan_out: the agent's ``FanOut`` (source, arguments, chunk_size, max_items).
+    :param record: the agent's empty cost record: pushed with the error when the source is refused.
+    :param upstream: the source agent's name -> task id, for ``for_each: {agent: ...}``.
+    :param fan_out_upstream: upstream names that are fan-out agents themselves (their output is joined).
+    """
+
+    template_fields = ()
+    ui_color = "#eef7e8"
+
+    def __init__(
+        self,
+        *,
+        fan_out: FanOut | dict[str, Any],
+        record: dict[str, Any],
+        upstream: dict[str, str] | None = None,
+        fan_out_upstream: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("retries", 0)
+        super().__init__(**kwargs)
+        self.fan_out = load_contract(FanOut, fan_out, f"fan-out of task {self.task_id!r}")
+        self.record = record
+        self.upstream = dict(upstream or {})
+        self.fan_out_upstream = tuple(fan_out_upstream)
+
+    def execute(self, context: Any) -> list[dict[str, Any]]:
+        record = CostRecord.model_validate(self.record)
+        fan_out = self.fan_out
+        try:
+            value, source = self._source_value(context["ti"])
+            items = checked_items(value, agent=record.agent, source=source, max_items=fan_out.max_items)
+        except PermanentAgentError as exc:
+            record.status, record.error, record.error_type = "failed", str(exc), type(exc).__name__
+            context["ti"].xcom_push(key=COST_XCOM_KEY, value=record.to_dict())
+            raise AirflowFailException(str(exc)) from None
+        chunks = chunks_of(items, fan_out.chunk_size)
+        self.log.info("Agent %s: %d items in %d chunks of at most %d", record.agent, len(items), len(chunks),
+                      fan_out.chunk_size)
+        return chunks
+
+    def _source_value(self, ti: Any) -> tuple[Any, str]:
+        fan_out = self.fan_out
+        if fan_out.agent is not None:
+            outputs = pull_agent_outputs(ti, {fan_out.agent: self.upstream[fan_out.agent]}, self.fan_out_upstream)
+            return outputs[fan_out.agent], f"agent {fan_out.agent!r}"
+        from erp_agents.exceptions import UnknownToolError
+        from erp_agents.tools.registry import default_registry
+
+        registry = default_registry()
+        try:
+            function = registry.tools[registry.qualified_name(fan_out.tool or "")]
+            return function(**fan_out.arguments), f"tool {fan_out.tool!r}"
+        except (UnknownToolError, TypeError, ValueError) as exc:
+            raise PermanentAgentError(f"for_each of agent {self.record['agent']!r}: tool {fan_out.tool!r}: {exc}") from None

@@ -1,0 +1,74 @@
+"""Fan-out agents: the plan, the rendered mapped task, chunking and the items step's refusals."""
+
+from __future__ import annotations
+
+import pytest
+
+from erp_agents.exceptions import PermanentAgentError
+from erp_agents.factory.plan import plan_workflow
+from erp_agents.factory.render import render_dag
+from erp_agents.operators.for_each import checked_items, chunks_of
+from erp_agents.spec.models import Agent, ForEach, LLMConfig, Workflow
+
+LLM = LLMConfig(model="gpt-4o-mini")
+
+
+def _wf(**reviewer) -> Workflow:
+    return Workflow(name="wf", agents=[
+        Agent(name="lister", module="Finance", llm_config=LLM, prompt_template="list"),
+        Agent(name="reviewer", module="Finance", llm_config=LLM, prompt_template="{{ item }}",
+              dependencies=["lister"], **reviewer),
+        Agent(name="writer", module="Finance", llm_config=LLM, prompt_template="{{ agents.reviewer.output }}",
+              dependencies=["reviewer"]),
+    ])
+
+
+def test_plan_marks_the_fan_out_agent_and_its_readers():
+    plan = plan_workflow(_wf(for_each=ForEach(agent="lister"), chunk_size=20, max_items=100))
+    lister, reviewer, writer = plan.tasks
+    assert (lister.fan_out, reviewer.fan_out, writer.fan_out) == (False, True, False)
+    assert reviewer.items_local_id == "reviewer__items"
+    fan_out = reviewer.invocation.fan_out
+    assert (fan_out.items_task_id, fan_out.agent, fan_out.tool, fan_out.chunk_size, fan_out.max_items) == (
+        "finance.reviewer__items", "lister", None, 20, 100)
+    assert writer.invocation.fan_out_upstream == ("reviewer",)
+    assert reviewer.invocation.fan_out_upstream == ()
+    assert plan.summary.agents["finance.reviewer"].items_task_id == "finance.reviewer__items"
+    assert plan.summary.agents["finance.writer"].items_task_id is None
+
+
+def test_render_maps_the_agent_over_the_items_step():
+    dag = render_dag(plan_workflow(_wf(for_each=ForEach(tool="finance.list_open_invoices", arguments={"type": "AR"}))))
+    items, reviewer = dag.get_task("finance.reviewer__items"), dag.get_task("finance.reviewer")
+    assert type(items).__name__ == "ForEachItemsOperator" and type(reviewer).__name__ == "MappedOperator"
+    assert items.upstream_task_ids == {"finance.lister"}
+    assert reviewer.upstream_task_ids == {"finance.lister", "finance.reviewer__items"}
+    assert reviewer.partial_kwargs["start_from_trigger"] is False
+    assert items.fan_out.arguments == {"type": "AR"}
+    assert dag.get_task("finance.writer").upstream_task_ids == {"finance.reviewer"}
+    assert type(dag.get_task("finance.writer")).__name__ == "LLMAgentOperator"
+    assert dag.get_task("workflow_summary").upstream_task_ids >= {"finance.reviewer", "finance.writer"}
+
+
+def test_chunks_cover_every_item_once_in_order():
+    items = list(range(120))
+    chunks = chunks_of(items, 50)
+    assert [(c["start"], len(c["items"])) for c in chunks] == [(0, 50), (50, 50), (100, 20)]
+    assert [i for c in chunks for i in c["items"]] == items
+    assert chunks_of([], 50) == [{"schema_version": 1, "start": 0, "items": []}]
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    ({"invoices": []}, "tool 'x' yielded dict, expected a list"),
+    ("no list here", "tool 'x' yielded text that is not a JSON list"),
+    (None, "tool 'x' yielded NoneType, expected a list"),
+    (list(range(11)), "tool 'x' yielded 11 items, more than max_items 10"),
+])
+def test_a_source_that_is_not_a_small_enough_list_is_refused(value, text):
+    with pytest.raises(PermanentAgentError) as err:
+        checked_items(value, agent="reviewer", source="tool 'x'", max_items=10)
+    assert str(err.value) == f"for_each of agent 'reviewer': {text}"
+
+
+def test_an_upstream_answer_in_json_text_is_a_list():
+    assert checked_items('[{"id": 1}, 2]', agent="a", source="agent 'b'", max_items=2) == [{"id": 1}, 2]
