@@ -312,7 +312,9 @@ def hand_written_dag(plan: Any) -> str:
             f"    {var[t.task_id]} = LLMAgentOperator(",
             f"        task_id={t.task_id.split('.', 1)[1]!r},",
             f"        task_group={t.group_id},",
-            f"        payload={literal(t.trigger_payload, 16)},",
+            f"        invocation={literal(t.invocation.to_json(), 16)},",
+            f"        pool={t.pool!r},",
+            f"        trigger_rule={t.trigger_rule!r},",
             f"        priority_weight={t.priority_weight!r},",
             '        weight_rule="absolute",',
             f"        retries={t.retries!r},",
@@ -332,7 +334,7 @@ def hand_written_dag(plan: Any) -> str:
         "",
         "    workflow_summary = WorkflowSummaryOperator(",
         '        task_id="workflow_summary",',
-        f"        payload={literal(plan.summary_payload, 16)},",
+        f"        summary={literal(plan.summary.model_dump(mode='json'), 16)},",
         "    )",
         "    [",
     ]
@@ -357,7 +359,9 @@ def dagfactory_dag(plan: Any) -> dict[str, Any]:
             conf["dependencies"] = [u.split(".", 1)[1] for u in t.upstream_task_ids]
         conf.update(
             {
-                "payload": t.trigger_payload,
+                "invocation": t.invocation.to_json(),
+                "pool": t.pool,
+                "trigger_rule": t.trigger_rule,
                 "priority_weight": t.priority_weight,
                 "weight_rule": "absolute",
                 "retries": t.retries,
@@ -371,7 +375,7 @@ def dagfactory_dag(plan: Any) -> dict[str, Any]:
         tasks[t.task_id.split(".", 1)[1]] = conf
     tasks["workflow_summary"] = {
         "operator": SUMMARY_OPERATOR,
-        "payload": plan.summary_payload,
+        "summary": plan.summary.model_dump(mode="json"),
         "dependencies": [t.task_id.split(".", 1)[1] for t in plan.tasks],
     }
     dag: dict[str, Any] = {

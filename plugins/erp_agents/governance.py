@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import anyio
 import httpx
 
 from erp_agents.costs.accounts import accounts_for
@@ -146,8 +147,9 @@ class AgentGovernor:
                 )
                 reservation = await self.ledger.reserve(self.call_key(estimate.call_number), self.accounts, worst)
             except BaseException:
-                if lease is not None:
-                    await self.limiter.release(lease, sent=False)  # type: ignore[union-attr]
+                if lease is not None and self.limiter is not None:
+                    with anyio.CancelScope(shield=True):  # a cancelled reserve must not keep the slot
+                        await self.limiter.release(lease, sent=False)
                 raise
         return Permit(lease, reservation, estimate)
 

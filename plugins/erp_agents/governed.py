@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
@@ -25,8 +26,8 @@ from pydantic_ai.settings import ModelSettings
 from erp_agents.costs.pricing import TokenCounts, price_usd, quote
 from erp_agents.costs.record import CostRecord, RequestCost
 from erp_agents.exceptions import BudgetExceededError, PermanentAgentError
-from erp_agents.monitoring import metrics
 from erp_agents.limits.estimate import estimate_prompt_tokens as count_prompt_tokens
+from erp_agents.monitoring import metrics
 from erp_agents.runtime.retry import RetryInfo, call_with_retries
 from erp_agents.spec.models import RetryPolicy, RetryStrategy
 
@@ -166,12 +167,16 @@ class GovernedModel(WrapperModel):
             response = await self.wrapped.request(messages, model_settings, model_request_parameters)
         except BaseException as exc:
             self.record.failed_calls += 1
-            await self.governor.release(permit, exc)
+            # Shielded: a timeout cancels the agent's whole anyio scope, and without the shield the
+            # release itself would be cancelled, leaking the reservation and the limiter slot.
+            with anyio.CancelScope(shield=True):
+                await self.governor.release(permit, exc)
             self._observe(None, time.monotonic() - started, self.record.limiter_wait_s - wait_before, exc)
             raise
         cost = self._cost_of(response, time.monotonic() - started, messages)
         self.record.add(cost)
-        await self.governor.settle(permit, cost)
+        with anyio.CancelScope(shield=True):  # a settled cost is never lost to a cancellation
+            await self.governor.settle(permit, cost)
         self._observe(cost, cost.latency_s, self.record.limiter_wait_s - wait_before, None)
         return response
 

@@ -127,3 +127,36 @@ def test_retries_give_up_with_the_providers_words_and_leak_no_slot(stores):
                                                                                       output_tokens=1)),
                 _invocation(), ledger, limiter, _record())
     assert asyncio.run(asyncio.wait_for(PydanticAgent(ok).run("go"), 10)).output == "ok"
+
+
+def test_the_agent_timeout_ends_a_hung_request_and_releases_its_slot_and_reservation(stores, monkeypatch):
+    from erp_agents.contracts import RunContext
+    from erp_agents.exceptions import AgentTimeoutError
+    from erp_agents.triggers import runner
+
+    ledger, limiter = stores
+    invocation = _invocation().model_copy(update={"agent": _invocation().agent.model_copy(update={"timeout": 3.0})})
+    run = RunContext(dag_id="wf", run_id="r1", task_id="finance.a")
+    record = _record()
+    governor = AgentGovernor(invocation=invocation, run=run, record=record, cost_config=cost_config_of(
+        invocation.budgets), limiter=limiter, ledger=ledger, deadline=None)
+
+    async def hang(messages, info):
+        await asyncio.sleep(30)
+
+    async def no_hook_run(invocation, run, upstream, record, *, log, governor, deadline, **_):
+        model = GovernedModel(FunctionModel(hang, model_name="fn"), record=record, provider_type="custom",
+                              price_overrides=invocation.price_table(), governor=governor,
+                              retry_policy=invocation.retry_policy, deadline=deadline)
+        return (await PydanticAgent(model).run("go")).output
+
+    monkeypatch.setattr(runner, "_run_agent", no_hook_run)
+    started = time.monotonic()
+    with pytest.raises(AgentTimeoutError, match="reached its timeout of 3 s after 0 call"):
+        asyncio.run(runner.run_agent(invocation, run, {}, record, log=runner.logging.getLogger("t"), governor=governor))
+    assert time.monotonic() - started < 15
+    assert [state for _, state, _ in _calls(ledger)] == ["released"]  # the cancelled request's hold is freed
+    ok = _model(lambda m, i: ModelResponse(parts=[TextPart("ok")], usage=RequestUsage(input_tokens=1,
+                                                                                      output_tokens=1)),
+                _invocation(), ledger, limiter, _record())
+    assert asyncio.run(asyncio.wait_for(PydanticAgent(ok).run("go"), 10)).output == "ok"  # the slot is free again
