@@ -70,7 +70,7 @@ def test_erp_nightly_runs_end_to_end(airflow_db, sim, erp_nightly):
         assert records[task_id]["tool_calls"] >= 1
     summary = outputs["workflow_summary"]
     assert summary["status"] == "completed"
-    assert summary["agents"] == {"total": 15, "succeeded": 15, "failed": 0}
+    assert summary["agents"] == {"schema_version": 1, "total": 15, "succeeded": 15, "failed": 0}
     assert summary["total_calls"] == len(requests) == 30
     assert summary["total_input_tokens"] == sum(r["usage"]["input_tokens"] for r in requests)
     assert summary["total_output_tokens"] == sum(r["usage"]["output_tokens"] for r in requests)

@@ -58,7 +58,8 @@ def test_agents_start_and_finish_in_the_triggerer(stack, simulator):
     analyzer = next(r for o, r in by_opener.items() if o.startswith("Analyse this processed ledger"))
     assert final_text(processor) in first_user_text(analyzer)
     assert '"[gpt-4o-mini#' not in first_user_text(analyzer)
-    assert re.search(r"Workflow basic_workflow: completed; 3/3 agents succeeded", stack.log_of("scheduler") + _task_logs(stack))
+    assert re.search(r"Workflow basic_workflow: completed \(all agents succeeded\); 3/3 agents succeeded",
+                     stack.log_of("scheduler") + _task_logs(stack))
 
 
 def _task_logs(stack) -> str:

@@ -24,7 +24,7 @@ import fasteners
 
 from erp_agents.stack import processes
 from erp_agents.stack.errors import StackError
-from erp_agents.stack.postgres import EmbeddedPostgres, port_is_free
+from erp_agents.stack.postgres import EmbeddedPostgres, ensure_database, port_is_free
 from erp_agents.stack.settings import COMPONENTS, PROJECT_ROOT, UI_USER, Layout, StackState, deployment_env
 
 HEALTH_TIMEOUT_S = 180.0
@@ -186,7 +186,8 @@ class Deployment:
 
     def _start_database(self, state: StackState, started: list[str]) -> None:
         pg = self.postgres(state)
-        if pg is None:
+        if pg is None:  # the user's server: only the governance store's database may need creating
+            ensure_database(state.governance_url)
             return
         was_running = pg.pid() is not None
         pg.start()

@@ -186,3 +186,20 @@ def _make_reachable(data_dir: Path, uid: int, gid: int) -> None:
                 f"the PostgreSQL user (uid {uid}) cannot reach {data_dir}: {parent} is not searchable by others. "
                 f"Use an AIRFLOW_HOME on a path others may enter, or set {OS_USER_ENV} to a user who can."
             )
+
+
+def ensure_database(url: str) -> None:
+    """CREATE DATABASE for a PostgreSQL URL's database when it is missing (a user's server: the governance
+    store gets a database of its own there, as on the embedded one)."""
+    from sqlalchemy import create_engine, make_url, text
+
+    target = make_url(url)
+    if not target.drivername.startswith("postgresql") or not target.database:
+        return
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": target.database}).first() is None:
+                conn.execute(text(f'CREATE DATABASE "{target.database}"'))
+    finally:
+        admin.dispose()
