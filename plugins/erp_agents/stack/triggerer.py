@@ -7,6 +7,12 @@ event is recorded and no new trigger loaded. The first agent that read its upstr
 paid all of it, so the first dependency level after a triggerer start took that much longer than
 the next. Building the client and sending it one request as the trigger runner starts moves the
 cost into start-up, which ``up`` waits for anyway.
+
+This wraps an Airflow internal (``TriggerRunnerSupervisor.start`` and its ``client``), so it applies
+only to the Airflow versions it was written against (``PATCHED_AIRFLOW``); on others the triggerer
+starts unchanged and a warning says so. The upstream change it stands in for: build the in-process
+execution API eagerly when the triggerer starts (Airflow's ``InProcessExecutionAPI`` is lazy).
+tests/unit/stack/test_triggerer_patch.py fails when the internals it relies on change.
 """
 
 from __future__ import annotations
@@ -17,9 +23,17 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+PATCHED_AIRFLOW = ("3.3.",)
 
-def build_client_at_start() -> None:
+
+def build_client_at_start() -> bool:
+    """Wrap the supervisor's start on the Airflow versions this was checked against; True when applied."""
+    from airflow import __version__ as airflow_version
     from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
+
+    if not airflow_version.startswith(PATCHED_AIRFLOW):
+        log.warning("Airflow %s: the triggerer's execution API is built on first use, as Airflow does it", airflow_version)
+        return False
 
     start = TriggerRunnerSupervisor.start.__func__  # type: ignore[attr-defined]
 
@@ -32,6 +46,7 @@ def build_client_at_start() -> None:
         return supervisor
 
     TriggerRunnerSupervisor.start = classmethod(start_with_client)  # type: ignore[assignment,method-assign]
+    return True
 
 
 def main(argv: list[str] | None = None) -> None:
