@@ -119,7 +119,9 @@ class Cluster:
 
     def env(self, state: ClusterState, name: str | None = None) -> dict[str, str]:
         """The environment of one component (None: of a command run against the cluster)."""
-        base = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__") and k != "AIRFLOW_HOME"}
+        # The caller's connections (AIRFLOW_CONN_*) pass through; its settings and task context do not.
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith(("AIRFLOW__", "AIRFLOW_CTX_")) and k != "AIRFLOW_HOME"}
         env = {**base, **cluster_env(self.endpoints(state))}
         env.update({
             "AIRFLOW_HOME": str(self.home),
