@@ -203,6 +203,39 @@ def _aging_bucket(days_past_due: int) -> str:
     return "current"  # pragma: no cover
 
 
+def _days_past_due(due: Any) -> int:
+    return max(0, (AS_OF - due).days)
+
+
+def _unpaid_invoices(type: str | None, overdue_only: bool) -> list[Any]:
+    """Unpaid invoices of ``type`` (both when None), most overdue first, then largest."""
+    if type is not None and type not in ("AP", "AR"):
+        raise ValueError(f"unknown invoice type {type!r}; valid types: AP, AR")
+    unpaid = [
+        inv
+        for inv in get_data().invoices
+        if inv.status in ("open", "overdue")
+        and (type is None or inv.type == type)
+        and (not overdue_only or inv.status == "overdue")
+    ]
+    unpaid.sort(key=lambda inv: (-_days_past_due(inv.due_date), -inv.amount, inv.invoice_id))
+    return unpaid
+
+
+def _invoice_row(inv: Any) -> dict[str, Any]:
+    return {
+        "invoice_id": inv.invoice_id,
+        "type": inv.type,
+        "counterparty": inv.counterparty,
+        "issue_date": inv.issue_date.isoformat(),
+        "due_date": inv.due_date.isoformat(),
+        "amount": money(inv.amount),
+        "status": inv.status,
+        "days_past_due": _days_past_due(inv.due_date),
+        "po_number": inv.po_number,
+    }
+
+
 def get_open_invoices(type: Literal["AP", "AR"] | None = None, overdue_only: bool = False) -> dict[str, Any]:
     """List unpaid AP (supplier) and AR (customer) invoices with ageing as of the period end.
 
@@ -213,25 +246,11 @@ def get_open_invoices(type: Literal["AP", "AR"] | None = None, overdue_only: boo
         type: "AP" for supplier invoices, "AR" for customer invoices; leave empty for both.
         overdue_only: If true, only include invoices past their due date.
     """
-    if type is not None and type not in ("AP", "AR"):
-        raise ValueError(f"unknown invoice type {type!r}; valid types: AP, AR")
-    data = get_data()
-    unpaid = [
-        inv
-        for inv in data.invoices
-        if inv.status in ("open", "overdue")
-        and (type is None or inv.type == type)
-        and (not overdue_only or inv.status == "overdue")
-    ]
-
-    def days_past_due(due: Any) -> int:
-        return max(0, (AS_OF - due).days)
-
-    unpaid.sort(key=lambda inv: (-days_past_due(inv.due_date), -inv.amount, inv.invoice_id))
+    unpaid = _unpaid_invoices(type, overdue_only)
     aging = {name: Decimal(0) for name, _, _ in AGING_BUCKETS}
     by_type: dict[str, dict[str, Any]] = {}
     for inv in unpaid:
-        aging[_aging_bucket(days_past_due(inv.due_date))] += inv.amount
+        aging[_aging_bucket(_days_past_due(inv.due_date))] += inv.amount
         entry = by_type.setdefault(inv.type, {"count": 0, "amount": Decimal(0), "overdue_amount": Decimal(0)})
         entry["count"] += 1
         entry["amount"] += inv.amount
@@ -256,20 +275,7 @@ def get_open_invoices(type: Literal["AP", "AR"] | None = None, overdue_only: boo
             for kind, v in sorted(by_type.items())
         },
         "aging": {name: money(amount) for name, amount in aging.items()},
-        "invoices": [
-            {
-                "invoice_id": inv.invoice_id,
-                "type": inv.type,
-                "counterparty": inv.counterparty,
-                "issue_date": inv.issue_date.isoformat(),
-                "due_date": inv.due_date.isoformat(),
-                "amount": money(inv.amount),
-                "status": inv.status,
-                "days_past_due": days_past_due(inv.due_date),
-                "po_number": inv.po_number,
-            }
-            for inv in shown
-        ],
+        "invoices": [_invoice_row(inv) for inv in shown],
         "truncated": truncated,
     }
 
@@ -281,30 +287,7 @@ def list_open_invoices(type: Literal["AP", "AR"] | None = None, overdue_only: bo
         type: "AP" for supplier invoices, "AR" for customer invoices; leave empty for both.
         overdue_only: If true, only include invoices past their due date.
     """
-    if type is not None and type not in ("AP", "AR"):
-        raise ValueError(f"unknown invoice type {type!r}; valid types: AP, AR")
-    unpaid = [
-        inv
-        for inv in get_data().invoices
-        if inv.status in ("open", "overdue")
-        and (type is None or inv.type == type)
-        and (not overdue_only or inv.status == "overdue")
-    ]
-    unpaid.sort(key=lambda inv: (-max(0, (AS_OF - inv.due_date).days), -inv.amount, inv.invoice_id))
-    return [
-        {
-            "invoice_id": inv.invoice_id,
-            "type": inv.type,
-            "counterparty": inv.counterparty,
-            "issue_date": inv.issue_date.isoformat(),
-            "due_date": inv.due_date.isoformat(),
-            "amount": money(inv.amount),
-            "status": inv.status,
-            "days_past_due": max(0, (AS_OF - inv.due_date).days),
-            "po_number": inv.po_number,
-        }
-        for inv in unpaid
-    ]
+    return [_invoice_row(inv) for inv in _unpaid_invoices(type, overdue_only)]
 
 
 def _expense_actuals(data: ErpData, period: str) -> dict[tuple[str, str], Decimal]:
