@@ -14,7 +14,7 @@ from importlib import import_module
 from pathlib import Path
 
 from erp_agents.exceptions import ErpAgentsError, SpecError
-from erp_agents.lint import limits_table, lint_paths, lint_warnings
+from erp_agents.lint import Loaded, limits_table, lint_paths, lint_warnings
 from erp_agents.spec.schema import spec_json_schema
 
 
@@ -29,13 +29,14 @@ COMMAND_MODULES = (
 
 def _lint(args: argparse.Namespace) -> int:
     paths = [Path(p) for p in args.paths] or [Path("dags/specs")]
-    problems = lint_paths(paths)
+    loaded: Loaded = {}  # each folder is read once for all three checks
+    problems = lint_paths(paths, loaded)
     for problem in problems:
         print(problem)
-    for warning in lint_warnings(paths):
+    for warning in lint_warnings(paths, loaded):
         print(warning)
     if args.limits:
-        print(limits_table(paths))
+        print(limits_table(paths, loaded))
     if problems:
         print(f"{len(problems)} problem(s)", file=sys.stderr)
     return 1 if problems else 0

@@ -12,7 +12,7 @@ from erp_agents.costs.estimate import budget_warnings
 from erp_agents.costs.pricing import has_price
 from erp_agents.governance import DEFAULT_MAX_OUTPUT_TOKENS
 from erp_agents.exceptions import SpecProblem, UnknownToolError
-from erp_agents.spec.discovery import load_folder
+from erp_agents.spec.discovery import SpecSet, load_folder
 from erp_agents.spec.loader import LocatedDocument, parse_yaml
 from erp_agents.spec.models import Agent, EngineConfig, InlineTool, RateLimitConfig, Workflow
 from erp_agents.tools.registry import default_registry, inline_parameters_problem
@@ -83,11 +83,24 @@ def effective_limits(workflow: Workflow, engine: EngineConfig) -> list[tuple[str
     return rows
 
 
-def lint_warnings(paths: list[Path]) -> list[str]:
+Loaded = dict[Path, SpecSet]
+
+
+def _specs_of(root: Path, loaded: Loaded | None) -> SpecSet:
+    """The folder's specs, read once per lint run when the caller shares ``loaded`` between the checks."""
+    folder = root if root.is_dir() else root.parent
+    if loaded is None:
+        return load_folder(folder)
+    if folder not in loaded:
+        loaded[folder] = load_folder(folder)
+    return loaded[folder]
+
+
+def lint_warnings(paths: list[Path], loaded: Loaded | None = None) -> list[str]:
     """What may not fail but deserves a look: a worst case above the budget it runs under."""
     warnings = []
     for root in paths:
-        folder_specs = load_folder(root if root.is_dir() else root.parent)
+        folder_specs = _specs_of(root, loaded)
         for name, workflow in folder_specs.workflows.items():
             source = folder_specs.sources[name]
             if root.is_file() and source != str(root):
@@ -96,11 +109,11 @@ def lint_warnings(paths: list[Path]) -> list[str]:
     return warnings
 
 
-def limits_table(paths: list[Path]) -> str:
+def limits_table(paths: list[Path], loaded: Loaded | None = None) -> str:
     """The effective rate limits of every agent, one line per limiter scope."""
     rows = []
     for root in paths:
-        specs = load_folder(root if root.is_dir() else root.parent)
+        specs = _specs_of(root, loaded)
         for name, workflow in sorted(specs.workflows.items()):
             rows.extend((f"{name} / {agent}", scope, lim) for agent, scope, lim in effective_limits(workflow, specs.engine))
     width = max([len(r[0]) for r in rows] + [16]) + 2
@@ -125,16 +138,12 @@ def _cross_workflow_problems(doc: LocatedDocument, workflow: Workflow, known: se
     ]
 
 
-def lint_paths(paths: list[Path]) -> list[SpecProblem]:
+def lint_paths(paths: list[Path], loaded: Loaded | None = None) -> list[SpecProblem]:
     """Every problem in the given spec files or folders, sorted by file and line."""
     problems: list[SpecProblem] = []
     for root in paths:
-        if root.is_file():
-            folder_specs = load_folder(root.parent)
-            selected = {str(root)}
-        else:
-            folder_specs = load_folder(root)
-            selected = None
+        folder_specs = _specs_of(root, loaded)
+        selected = {str(root)} if root.is_file() else None
         for path, error in folder_specs.errors.items():
             if selected is None or path in selected:
                 problems.extend(error.problems)
