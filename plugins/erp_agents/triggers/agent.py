@@ -115,8 +115,8 @@ class AgentTrigger(BaseTrigger):
             self.log.error("Agent %s failed (%s): %s", record.agent, type(error).__name__, error,
                            exc_info=not is_expected(exc))
             _record_agent(record, time.monotonic() - started, "failed")
-            event = AgentFailed(error_type=type(error).__name__, message=str(error), cost_record=record)
-            yield TriggerEvent(event.model_dump(mode="json"))
+            failed = AgentFailed(error_type=type(error).__name__, message=str(error), cost_record=record)
+            yield TriggerEvent(failed.model_dump(mode="json"))
             return
         self.log.info(
             "Agent %s finished: %d calls, %d tokens, $%.6f",

@@ -30,6 +30,7 @@ def _compiled(template: str) -> Any:
 def render_prompt(template: str, context: dict[str, Any], *, agent: str) -> str:
     """Render ``prompt_template``; an error names the agent and the template's problem."""
     try:
-        return _compiled(template).render(context)
+        rendered: str = _compiled(template).render(context)
+        return rendered
     except TemplateError as exc:
         raise PermanentAgentError(f"prompt_template of agent {agent!r}: {exc}") from None
