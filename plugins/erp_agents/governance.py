@@ -10,6 +10,7 @@ limiter keeps the counts of a request the provider may have counted).
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ from erp_agents.limits.limiter import Lease, RateLimiter, limiter_for
 from erp_agents.limits.tiers import Tier, tiers_for
 from erp_agents.spec.models import CostConfig, LedgerConfig
 from erp_agents.store import governance_url
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from erp_agents.contracts import AgentInvocation, Budgets, RunContext
@@ -145,13 +148,32 @@ class AgentGovernor:
                     estimate.model, self.invocation.provider.type, self.invocation.price_table(),
                     estimate.prompt_tokens, max_out,
                 )
-                reservation = await self.ledger.reserve(self.call_key(estimate.call_number), self.accounts, worst)
+                reservation = await self._reserve_new(estimate.call_number, worst)
             except BaseException:
                 if lease is not None and self.limiter is not None:
                     with anyio.CancelScope(shield=True):  # a cancelled reserve must not keep the slot
                         await self.limiter.release(lease, sent=False)
                 raise
         return Permit(lease, reservation, estimate)
+
+    async def _reserve_new(self, call_number: int, worst_micros: int) -> Reservation:
+        """Reserve under a key no earlier execution of this task try has used.
+
+        Within one execution a call number is reserved again only after its release (a retried
+        request). A key that is already held or settled therefore belongs to an earlier execution of
+        the same try: a triggerer that was restarted or killed, after which Airflow starts the trigger
+        again on another one. Its charge stands (or its hold expires); this request is a new one that
+        the provider bills again, so it takes the next free call number instead of replaying the old
+        key, whose settle would then record nothing."""
+        assert self.ledger is not None
+        while True:
+            key = self.call_key(call_number)
+            reservation = await self.ledger.reserve(key, self.accounts, worst_micros)
+            if not reservation.existing:
+                return reservation
+            log.info("Ledger key %s was used by an earlier execution of this task try; the request takes "
+                     "call number %d", key.text(), key.call + 1)
+            self.call_base += 1
 
     async def settle(self, permit: Permit, cost: RequestCost) -> None:
         try:

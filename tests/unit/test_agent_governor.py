@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from erp_agents.contracts import AgentInvocation, Budgets, RunContext
 from erp_agents.costs.ledger import Ledger
+from erp_agents.costs.ledger_types import CallKey
 from erp_agents.costs.record import CostRecord
 from erp_agents.exceptions import BudgetExceededError, TransientAgentError
 from erp_agents.governance import AgentGovernor, cost_config_of
@@ -93,6 +94,28 @@ def test_a_transient_failure_is_retried_in_the_call_and_billed_once(stores):
     # Every attempt had its own reservation; the two failed ones were released, the third settled.
     assert _calls(ledger) == [(1, "released", 0), (2, "released", 0), (3, "settled", 120_000)]
     assert ledger.spend(dag_id="wf").total_micros == 120_000  # (100 x $1.0 + 10 x $2.0) per 1K tokens = $0.12
+
+
+def test_a_trigger_started_again_for_the_same_try_is_charged_for_its_own_requests(stores):
+    """A restarted triggerer hands the trigger to another one, which runs the agent again under the same
+    try number: the provider bills both executions, so the ledger keeps both charges, each once."""
+    ledger, limiter = stores
+
+    def answer(messages, info):
+        return ModelResponse(parts=[TextPart("ok")], usage=RequestUsage(input_tokens=100, output_tokens=10))
+
+    first = _model(answer, _invocation(), ledger, limiter, _record())
+    assert asyncio.run(PydanticAgent(first).run("go")).output == "ok"
+    # An earlier execution that died while its request was in flight leaves a hold on the next key.
+    held = asyncio.run(ledger.reserve(CallKey("wf", "r1", "finance.a", -1, 1, 2), [], 500_000))
+    again = _model(answer, _invocation(), ledger, limiter, _record())
+    assert asyncio.run(PydanticAgent(again).run("go")).output == "ok"
+    assert _calls(ledger) == [(1, "settled", 120_000), (2, "held", 0), (3, "settled", 120_000)]
+    assert ledger.spend(dag_id="wf").total_micros == 240_000
+    asyncio.run(ledger.release(held))
+    # A replay of a settled key inside one execution is still one charge.
+    replay = asyncio.run(ledger.reserve(CallKey("wf", "r1", "finance.a", -1, 1, 3), [], 1))
+    assert replay.existing and replay.settled
 
 
 def test_a_request_over_the_agents_cost_limit_is_refused_before_it_is_sent(stores):

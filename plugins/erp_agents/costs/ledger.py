@@ -412,7 +412,8 @@ def _charge_columns(actual: int, detail: ChargeDetail, now: float) -> dict[str, 
 
 def _reservation(key: CallKey, call: Row[Any]) -> Reservation:
     return Reservation(
-        key, tuple(json.loads(call.accounts)), call.reserved_micros, call.expires_at, settled=call.state == "settled"
+        key, tuple(json.loads(call.accounts)), call.reserved_micros, call.expires_at,
+        settled=call.state == "settled", existing=True,
     )
 
 

@@ -55,13 +55,15 @@ class Account:
 
 @dataclass(frozen=True)
 class Reservation:
-    """Money held for one request in flight; ``settled`` when the key had already been settled."""
+    """Money held for one request in flight. ``existing`` when the key was already held or settled
+    (a replay of the same request: nothing new was held); ``settled`` when it was already settled."""
 
     key: CallKey
     accounts: tuple[str, ...]
     amount_micros: int
     expires_at: float
     settled: bool = False
+    existing: bool = False
 
 
 @dataclass(frozen=True)
