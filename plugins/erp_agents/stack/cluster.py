@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import fasteners
+import psutil
 from pydantic import BaseModel, ConfigDict
 
 from erp_agents.limits.pools import sync_pools
+from erp_agents.spec.models import EngineConfig
 from erp_agents.stack import cluster_health, processes
 from erp_agents.stack.cluster_settings import (
     COMPONENTS, GOVERNANCE_DB, METADATA_DB, TRIGGERERS, WORKERS, Endpoints,
@@ -77,11 +79,17 @@ class ClusterState(BaseModel):
 
 @dataclass
 class Cluster:
-    """The local cluster under ``home``. ``api_port``: None = the recorded port, else 8088; 0 = any free port."""
+    """The local cluster under ``home``. ``api_port``: None = the recorded port, else 8088; 0 = any free port.
+
+    ``dags_folder`` (default: the project's ``dags``) and ``engine`` (default: the seed's defaults) let a
+    benchmark run its own specs and limits on the same topology; the limiter is always the cluster's
+    Redis, so one limit holds across both triggerers."""
 
     home: Path = field(default_factory=default_home)
     api_port: int | None = None
     simulator_latency: float | None = None
+    dags_folder: Path | None = None
+    engine: EngineConfig | None = None
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -111,7 +119,7 @@ class Cluster:
         return Endpoints(
             postgres=POSTGRES, postgres_auth="postgres", redis=REDIS, broker_db=REDIS_DB, limiter_db=REDIS_DB,
             api_url=state.api_url, simulator_url=state.simulator_url,
-            dags_folder=str(PROJECT_ROOT / "dags"), plugins_folder=str(PACKAGE_ROOT),
+            dags_folder=str(self.dags_folder or PROJECT_ROOT / "dags"), plugins_folder=str(PACKAGE_ROOT),
             pythonpath=os.pathsep.join([str(PROJECT_ROOT), str(PACKAGE_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
             engine_config=str(self.engine_config_file), fernet_key=keys["fernet_key"], jwt_secret=keys["jwt_secret"],
             openai_conn=os.environ.get("AIRFLOW_CONN_OPENAI_DEFAULT"),
@@ -166,7 +174,7 @@ class Cluster:
             self._check_services()
             self._create_databases()
             self.state_file.write_text(state.model_dump_json(indent=2))
-            self.engine_config_file.write_text(engine_config_yaml(self.endpoints(state).limiter_url))
+            self.engine_config_file.write_text(engine_config_yaml(self.endpoints(state).limiter_url, self.engine))
             sync = None
             if not any(running.values()):
                 self._run_logged("db-migrate", [sys.executable, "-m", "airflow", "db", "migrate"], state)
@@ -183,7 +191,7 @@ class Cluster:
                 self.wait_ready(state, timeout)
                 if sync is not None and sync.wait(timeout=120) != 0:
                     raise StackError(f"copying the connections into the metadata DB failed; see {self.layout.log_of('db-migrate')}")
-                sync_pools(state.api_url, self.login(), engine_config(self.endpoints(state).limiter_url))
+                sync_pools(state.api_url, self.login(), engine_config(self.endpoints(state).limiter_url, self.engine))
             except BaseException:
                 if sync is not None and sync.poll() is None:
                     sync.kill()
@@ -275,6 +283,42 @@ class Cluster:
             return self.layout.log_of(name).read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+    def restart(self, name: str, timeout: float = READY_TIMEOUT_S) -> None:
+        """Stop one component (SIGTERM: a triggerer hands its triggers back) and start it again."""
+        state = self._require_state()
+        processes.stop(self.layout, name)
+        pid = processes.start(self.layout, name, self.argv(state, name), self.env(state, name))
+        since = datetime.datetime.fromtimestamp(psutil.Process(pid).create_time() - 5, datetime.timezone.utc)
+        metadata_url = cluster_env(self.endpoints(state))["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        deadline = time.monotonic() + timeout
+        while not self._back(state, name, since, metadata_url):
+            if processes.running(self.layout, name) is None:
+                raise StackError(f"{name} exited after its restart; end of {self.layout.log_of(name)}:\n" + self._tail(name))
+            if time.monotonic() > deadline:
+                raise StackError(f"{name} not ready {timeout:.0f} s after its restart; see {self.layout.log_of(name)}")
+            time.sleep(0.5)
+
+    def _back(self, state: ClusterState, name: str, since: datetime.datetime, metadata_url: str) -> bool:
+        """One restarted component is ready (the others may be down on purpose)."""
+        if name in TRIGGERERS:
+            return bool(cluster_health.live_triggerers(metadata_url, since))
+        if name in WORKERS:
+            return cluster_health.worker_hostnames([name]) <= cluster_health.answering_workers(
+                self.endpoints(state).broker_url)
+        if name == "llm-simulator":
+            return cluster_health.simulator_ready(state.simulator_url)
+        return cluster_health.api_ready(state.api_url)
+
+    def kill(self, name: str) -> int | None:
+        """kill -9 one component and every process it started; the rest of the cluster goes on."""
+        return processes.kill(self.layout, name)
+
+    def _require_state(self) -> ClusterState:
+        state = self.read_state()
+        if state is None:
+            raise StackError(f"no cluster under {self.home}: run `cluster up` first")
+        return state
 
     # -- down ---------------------------------------------------------------------------------
 

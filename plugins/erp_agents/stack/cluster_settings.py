@@ -108,16 +108,17 @@ def cluster_env(ep: Endpoints) -> dict[str, str]:
     }
 
 
-def engine_config(limiter_url: str) -> EngineConfig:
-    """The cluster's engine config: the defaults, with the rate limiter's windows in Redis (shared by
-    both triggerers, so a limit holds across the cluster)."""
-    return EngineConfig(limiter=LimiterConfig(backend="redis", url=limiter_url, namespace=LIMITER_NAMESPACE))
+def engine_config(limiter_url: str, base: EngineConfig | None = None) -> EngineConfig:
+    """The cluster's engine config: ``base`` (default: the defaults), with the rate limiter's windows
+    in Redis (shared by both triggerers, so a limit holds across the cluster)."""
+    limiter = LimiterConfig(backend="redis", url=limiter_url, namespace=LIMITER_NAMESPACE)
+    return (base or EngineConfig()).model_copy(update={"limiter": limiter})
 
 
-def engine_config_yaml(limiter_url: str) -> str:
+def engine_config_yaml(limiter_url: str, base: EngineConfig | None = None) -> str:
     from erp_agents.stack.bundle_files import spec_yaml
 
-    return spec_yaml(engine_config(limiter_url))
+    return spec_yaml(engine_config(limiter_url, base))
 
 
 def command(name: str) -> tuple[str, ...]:

@@ -110,6 +110,17 @@ def stop(layout: Layout, name: str, timeout: float = STOP_TIMEOUT_S) -> bool:
     return True
 
 
+def kill(layout: Layout, name: str) -> int | None:
+    """SIGKILL the component's whole session at once, as a lost machine would (no shutdown, no clean-up);
+    returns the pid killed, None if it was not running. The pid file stays: the component is dead, not stopped."""
+    info = running(layout, name)
+    if info is None:
+        return None
+    _signal_group(info.pid, signal.SIGKILL)
+    wait_gone(info.pid, 10)
+    return info.pid
+
+
 def wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while psutil.pid_exists(pid) and time.monotonic() < deadline:

@@ -49,8 +49,71 @@ def build_client_at_start() -> bool:
     return True
 
 
+# How many deserialized DAG versions one trigger runner keeps (a few per workflow being run).
+DAG_CACHE_SIZE = 64
+# inspect.getsource(TriggerRunner.create_runtime_ti) of the Airflow versions the cache was written
+# against: tests/unit/stack/test_triggerer_patch.py fails when Airflow changes that method.
+CREATE_RUNTIME_TI_SHA256 = "af65ff8b8d100ff63424f82ad4bf92d4b5e5c8e1f9082486892b8615949aa192"
+
+
+def reuse_deserialized_dags() -> bool:
+    """Deserialize each DAG version once per trigger runner, not once per trigger it starts.
+
+    For every task that starts in the triggerer, Airflow 3.3 ships the whole serialized DAG and
+    rebuilds it with ``DagSerialization.from_dict`` on the runner's event loop
+    (``TriggerRunner.create_runtime_ti``), only to take one task from it for the template context.
+    The cost grows with the DAG's size times its tasks: the 500 agents of one workflow rebuilt a
+    500-task DAG 500 times, and the loop, blocked meanwhile, started nothing else. A serialized DAG
+    version never changes (a changed DAG is a new ``dag_version_id``), so the rebuilt DAG is kept per
+    version, least recently used first out. The task object is only read there (templates are
+    rendered on the trigger, not the task). The upstream change it stands in for: cache
+    deserialized DAGs by version in the triggerer, as the scheduler's DagBag does. True when applied.
+    """
+    from collections import OrderedDict
+
+    from airflow import __version__ as airflow_version
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    if not airflow_version.startswith(PATCHED_AIRFLOW):
+        log.warning("Airflow %s: the triggerer deserializes the DAG for every trigger, as Airflow does it", airflow_version)
+        return False
+
+    dags: OrderedDict[Any, Any] = OrderedDict()
+
+    def deserialized(encoded_dag: dict[str, Any], version: Any) -> Any:
+        if version in dags:
+            dags.move_to_end(version)
+            return dags[version]
+        dag = dags[version] = DagSerialization.from_dict(encoded_dag)
+        if len(dags) > DAG_CACHE_SIZE:
+            dags.popitem(last=False)
+        return dag
+
+    def create_runtime_ti(cls: type[TriggerRunner], task_instance: Any, encoded_dag: dict[str, Any],
+                          dag_run_data: dict[str, Any]) -> Any:
+        # Airflow 3.3's body (CREATE_RUNTIME_TI_SHA256 pins it), with the DAG taken from the cache.
+        from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as DRDataModel
+        from airflow.sdk.api.datamodels._generated import TIRunContext
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        task = deserialized(encoded_dag, task_instance.dag_version_id).get_task(task_instance.task_id)
+        return RuntimeTaskInstance.model_construct(
+            **task_instance.model_dump(exclude_unset=True),
+            task=task,
+            _ti_context_from_server=TIRunContext.model_construct(
+                dag_run=DRDataModel(**dag_run_data),
+                max_tries=task.retries,
+            ),
+        )
+
+    TriggerRunner.create_runtime_ti = classmethod(create_runtime_ti)  # type: ignore[assignment,method-assign]
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     build_client_at_start()
+    reuse_deserialized_dags()
     from airflow.__main__ import main as airflow_main
 
     sys.argv = ["airflow", "triggerer", *(sys.argv[1:] if argv is None else argv)]

@@ -1,0 +1,614 @@
+#!/usr/bin/env python
+"""Scale benchmark: the five shapes of 500+ agents, on the embedded deployment or on the Celery cluster.
+
+Run from the repo root::
+
+    .venv/bin/python bench/scale.py [--topology embedded|cluster] [--shapes a,b,c,d,e] [--latency 5]
+                                    [--baseline a] [--faults] [--json PATH]
+
+Shapes (every request takes ``--latency`` seconds at the simulator; rate limits are set far above the
+load, and the simulator enforces the same limits, so a limiter that let too much through would show
+as a 429; concurrency is 500 per workflow):
+
+- a: 10 workflows of 50 independent agents, all triggered at once;
+- b: one workflow of 500 independent agents;
+- c: one fan-out agent over 500 open invoices (chunks of 50: 10 mapped tasks);
+- d: 5 workflows of 120 agents in 4 layers, each agent after 2 of the layer before;
+- e: one fan-out agent over 2,000 open invoices (40 mapped tasks).
+
+For each shape it prints the wall time (from the first trigger to the last agent task's end in the
+metadata DB), the lower bound (latency x dependency depth) and their ratio, peak requests in flight
+at the simulator, request-start latency percentiles (from the first trigger), the peak PSS of the
+triggerers, the workers and the scheduler, task states and task retries. ``--baseline a,...`` also
+runs those shapes as plain PythonOperator tasks (one synchronous chat completion each, on workers) in
+the same deployment, for comparison.
+
+``--faults`` (cluster only) runs shape (a) while one Celery worker is killed with SIGKILL and one
+triggerer is restarted. It then checks that every run completed, no rate limit was exceeded (no 429
+from the simulator), no reservation is left held, and that no agent was charged more often than
+the simulator served it; the requests the ledger did not charge must all have been in flight when
+the triggerer was stopped (their reservations were released by the cancelled triggers).
+
+Needs PostgreSQL at 127.0.0.1:5432 (the cluster's databases) and, for the cluster, Redis at
+127.0.0.1:6379. The embedded topology starts its own PostgreSQL from the wheel. Results go to
+bench/results/scale_<topology>.json. Exit status 1 if a run did not succeed or a check failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+for _path in (str(ROOT / "plugins"), str(ROOT)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from datetime import datetime, timezone  # noqa: E402
+from typing import Any  # noqa: E402
+
+import yaml  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
+
+from erp_agents.spec.models import EngineConfig, RateLimitConfig  # noqa: E402
+from erp_agents.stack import processes  # noqa: E402
+from erp_agents.stack.demo import admitted, peak_in_flight, read_log  # noqa: E402
+from erp_agents.stack.rest import AirflowApi  # noqa: E402
+
+MODEL, MAX_TOKENS, MODULE = "gpt-4o-mini", 50, "Finance"
+SUMMARY = "workflow_summary"
+# Far above the load: 2,000 requests in a few seconds, 500 at once per workflow and more across them.
+UNBOUND = RateLimitConfig(requests_per_minute=100_000, requests_per_hour=None, requests_per_day=None,
+                          tokens_per_minute=100_000_000, concurrent_requests=5_000)
+MARKER = re.compile(r"\[(scale_[a-e]_\d\d|plain_[a-e]_\d\d)/([a-z0-9_]+)\]")
+
+
+@dataclass(frozen=True)
+class Shape:
+    key: str
+    title: str
+    workflows: int
+    agents: int = 0  # independent or layered agents per workflow
+    layers: int = 1
+    items: int = 0  # fan-out items (one agent)
+
+    def dag_ids(self, prefix: str = "scale") -> list[str]:
+        return [f"{prefix}_{self.key}_{w:02d}" for w in range(1, self.workflows + 1)]
+
+    @property
+    def requests(self) -> int:
+        return self.workflows * (self.agents or self.items)
+
+
+SHAPES = {
+    "a": Shape("a", "10 workflows x 50 independent agents", workflows=10, agents=50),
+    "b": Shape("b", "1 workflow of 500 agents", workflows=1, agents=500),
+    "c": Shape("c", "1 fan-out agent over 500 items", workflows=1, items=500),
+    "d": Shape("d", "5 workflows x 120 agents in 4 dependent layers", workflows=5, agents=120, layers=4),
+    "e": Shape("e", "1 fan-out agent over 2,000 items", workflows=1, items=2000),
+}
+AP_ITEMS, ALL_ITEMS = 500, 2000  # shape c reviews the AP invoices, shape e all of them
+
+
+# -- the dags folder ---------------------------------------------------------------------------------
+
+
+def agent_name(i: int) -> str:
+    return f"agent_{i:03d}"
+
+
+def layered_dependencies(shape: Shape, i: int) -> list[int]:
+    """Agent i (0-based) of layer L > 0 runs after two agents of layer L - 1."""
+    size = shape.agents // shape.layers
+    layer, position = divmod(i, size)
+    if layer == 0:
+        return []
+    before = (layer - 1) * size
+    return sorted({before + position, before + (position + 1) % size})
+
+
+def prompt(dag_id: str, agent: str) -> str:
+    return f"[{dag_id}/{agent}] In one sentence, name a check for closing the books of this cost centre."
+
+
+def workflow_spec(shape: Shape, dag_id: str) -> dict[str, Any]:
+    if shape.items:
+        agents = [{
+            "name": "reviewer", "module": MODULE, "llm_config": {"model": MODEL, "max_tokens": MAX_TOKENS},
+            "for_each": {"tool": "finance.list_open_invoices", "arguments": {"type": "AP"} if shape.items == AP_ITEMS else {}},
+            "chunk_size": 50, "max_items": ALL_ITEMS,
+            "prompt_template": f"[{dag_id}/reviewer] Invoice {{{{ item.invoice_id }}}} of {{{{ item.counterparty }}}}: "
+                               "the risk in one word.",
+        }]
+    else:
+        agents = []
+        for i in range(shape.agents):
+            agent: dict[str, Any] = {"name": agent_name(i), "module": MODULE,
+                                     "llm_config": {"model": MODEL, "max_tokens": MAX_TOKENS},
+                                     "prompt_template": prompt(dag_id, agent_name(i))}
+            if shape.layers > 1 and (deps := layered_dependencies(shape, i)):
+                agent["dependencies"] = [agent_name(d) for d in deps]
+            agents.append(agent)
+    return {"kind": "Workflow", "version": 1, "name": dag_id, "module": MODULE, "schedule": None,
+            "description": f"Scale benchmark, shape {shape.key}: {shape.title}",
+            "max_parallel_agents": 500, "timeout": 1800, "agents": agents}
+
+
+BASELINE_DAG = '''"""Baseline of bench/scale.py shape {key}: the same graph as PythonOperator tasks on workers."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG
+
+PROMPTS = {prompts!r}
+DEPENDENCIES = {dependencies!r}
+
+
+def call_model(prompt: str) -> str:
+    import openai
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection("openai_default")
+    client = openai.OpenAI(base_url=conn.host, api_key=conn.password, max_retries=0, timeout=120.0)
+    try:
+        answer = client.chat.completions.create(model={model!r}, max_tokens={max_tokens},
+                                                messages=[{{"role": "user", "content": prompt}}])
+    finally:
+        client.close()
+    return answer.choices[0].message.content or ""
+
+
+with DAG(dag_id={dag_id!r}, schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc), catchup=False,
+         max_active_tasks=500, tags={{"bench"}}):
+    if {mapped!r}:
+        PythonOperator.partial(task_id="reviewer", python_callable=call_model, retries=0).expand(
+            op_args=[[p] for p in PROMPTS.values()])
+    else:
+        tasks = {{name: PythonOperator(task_id=name, python_callable=call_model, op_args=[p], retries=0)
+                 for name, p in PROMPTS.items()}}
+        for name, upstream in DEPENDENCIES.items():
+            [tasks[u] for u in upstream] >> tasks[name]
+'''
+
+
+def baseline_dag(shape: Shape, dag_id: str, invoices: list[dict[str, str]]) -> str:
+    if shape.items:
+        chosen = [i for i in invoices if shape.items == ALL_ITEMS or i["type"] == "AP"][: shape.items]
+        prompts = {f"item_{n:04d}": f"[{dag_id}/reviewer] Invoice {i['invoice_id']} of {i['counterparty']}: the risk in one word."
+                   for n, i in enumerate(chosen)}
+        dependencies: dict[str, list[str]] = {}
+    else:
+        prompts = {agent_name(i): prompt(dag_id, agent_name(i)) for i in range(shape.agents)}
+        dependencies = {agent_name(i): [agent_name(d) for d in layered_dependencies(shape, i)]
+                        for i in range(shape.agents) if shape.layers > 1 and layered_dependencies(shape, i)}
+    return BASELINE_DAG.format(key=shape.key, prompts=prompts, dependencies=dependencies, model=MODEL,
+                               max_tokens=MAX_TOKENS, dag_id=dag_id, mapped=bool(shape.items))
+
+
+def write_erp_data(folder: Path) -> list[dict[str, str]]:
+    """The sample ERP data with 2,000 open invoices, 500 of them AP (the fan-out shapes' items)."""
+    shutil.copytree(ROOT / "include" / "erp" / "data", folder)
+    with (folder / "invoices.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0])
+    invoices = []
+    for n in range(ALL_ITEMS):
+        row = dict(rows[n % len(rows)])
+        kind = "AP" if n < AP_ITEMS else "AR"
+        row.update(invoice_id=f"{kind}-BENCH-{n:05d}", type=kind, status="open", po_number="")
+        invoices.append(row)
+    with (folder / "invoices.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(invoices)
+    return invoices
+
+
+def write_dags_folder(folder: Path, shapes: list[Shape], baselines: list[Shape], invoices: list[dict[str, str]],
+                      engine: EngineConfig | None) -> None:
+    specs = folder / "specs"
+    specs.mkdir(parents=True)
+    shutil.copy(ROOT / "dags" / "erp_agents_dags.py", folder / "erp_agents_dags.py")
+    if engine is not None:  # the embedded deployment reads it from its bundle; the cluster gets its own file
+        from erp_agents.stack.bundle_files import spec_yaml
+
+        (specs / "engine.yaml").write_text(spec_yaml(engine))
+    for shape in shapes:
+        for dag_id in shape.dag_ids():
+            (specs / f"{dag_id}.yaml").write_text(yaml.safe_dump(workflow_spec(shape, dag_id), sort_keys=False))
+    for shape in baselines:  # one DAG per file: a worker parses only its own DAG's file
+        for dag_id in shape.dag_ids("plain"):
+            (folder / f"{dag_id}.py").write_text(baseline_dag(shape, dag_id, invoices))
+
+
+# -- topologies ---------------------------------------------------------------------------------------
+
+
+class Topology:
+    """Start/stop, URLs and the processes to sample, the same way for both deployments."""
+
+    name: str
+    metadata_url: str
+    governance_url: str
+    api_url: str
+    simulator_log: Path
+
+    def memory(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def login(self) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def down(self) -> None:
+        raise NotImplementedError
+
+
+class Embedded(Topology):
+    name = "embedded"
+
+    def __init__(self, work: Path, dags: Path, latency: float, env: dict[str, str]) -> None:
+        from erp_agents.stack import Deployment
+        from include.llm_simulator.testing import running_simulator
+
+        self.simulator_log = work / "simulator.jsonl"
+        self._sim_cm = running_simulator(latency=latency, log_path=self.simulator_log, rpm=UNBOUND.requests_per_minute,
+                                         tpm=UNBOUND.tokens_per_minute, max_concurrent=UNBOUND.concurrent_requests)
+        sim = self._sim_cm.__enter__()
+        conn = json.dumps({"conn_type": "openai", "password": "sim-key", "host": sim.openai_base_url})
+        self.deployment = Deployment(home=work / "home", dags_folder=dags, api_port=0)
+        if os.geteuid() == 0:  # the embedded server's own user must reach its data folder
+            from tests.stack import reachable
+
+            reachable(work / "home")
+        try:
+            state, _ = self.deployment.up(extra_env={**env, "AIRFLOW_CONN_OPENAI_DEFAULT": conn,
+                                                     "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"})
+        except BaseException:
+            self._sim_cm.__exit__(None, None, None)
+            raise
+        self.metadata_url, self.governance_url, self.api_url = state.sql_alchemy_conn, state.governance_url, state.api_url
+
+    def memory(self) -> dict[str, int]:
+        return {name: info.pss_bytes if (info := processes.running(self.deployment.layout, name)) else 0
+                for name in ("triggerer", "scheduler")}  # the scheduler's tree holds the LocalExecutor workers
+
+    def login(self) -> tuple[str, str]:
+        return self.deployment.login()
+
+    def down(self) -> None:
+        try:
+            self.deployment.down()
+        finally:
+            self._sim_cm.__exit__(None, None, None)
+
+
+class OnCluster(Topology):
+    name = "cluster"
+
+    def __init__(self, work: Path, dags: Path, latency: float, env: dict[str, str], engine: EngineConfig) -> None:
+        from erp_agents.stack.cluster import POSTGRES, Cluster
+        from erp_agents.stack.cluster_settings import GOVERNANCE_DB, METADATA_DB
+
+        os.environ.update(env)  # the components inherit it (ERP data, the simulator's limits)
+        os.environ.update({"LLM_SIM_RPM": str(UNBOUND.requests_per_minute), "LLM_SIM_TPM": str(UNBOUND.tokens_per_minute),
+                           "LLM_SIM_MAX_CONCURRENT": str(UNBOUND.concurrent_requests)})
+        self.cluster = Cluster(home=work / "cluster", api_port=0, simulator_latency=latency, dags_folder=dags, engine=engine)
+        state, attached = self.cluster.up()
+        if attached:
+            raise RuntimeError("a cluster was already running under this home")
+        self.simulator_log = self.cluster.layout.logs / "simulator.jsonl"
+        self.metadata_url = f"postgresql+psycopg2://postgres@{POSTGRES}/{METADATA_DB}"
+        self.governance_url = f"postgresql+psycopg2://postgres@{POSTGRES}/{GOVERNANCE_DB}"
+        self.api_url = state.api_url
+
+    def memory(self) -> dict[str, int]:
+        from erp_agents.stack.cluster_settings import TRIGGERERS, WORKERS
+
+        layout = self.cluster.layout
+        pss = {name: info.pss_bytes if (info := processes.running(layout, name)) else 0
+               for name in (*TRIGGERERS, *WORKERS, "scheduler")}
+        return {"triggerer": max(pss[t] for t in TRIGGERERS), "worker": max(pss[w] for w in WORKERS),
+                "scheduler": pss["scheduler"]}
+
+    def login(self) -> tuple[str, str]:
+        return self.cluster.login()
+
+    def down(self) -> None:
+        self.cluster.down()
+
+
+def reset_cluster_databases() -> None:
+    """The cluster bench starts from empty databases (its DAG ids and ledger rows would mix otherwise)."""
+    import psycopg2
+
+    from erp_agents.stack.cluster_settings import GOVERNANCE_DB, METADATA_DB
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            for name in (METADATA_DB, GOVERNANCE_DB):
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()
+
+
+# -- measuring ----------------------------------------------------------------------------------------
+
+
+class MemoryPeaks(threading.Thread):
+    def __init__(self, topology: Topology) -> None:
+        super().__init__(daemon=True)
+        self.topology, self.peaks, self.done = topology, {}, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(1.0):
+            for name, value in self.topology.memory().items():
+                self.peaks[name] = max(self.peaks.get(name, 0), value)
+
+    def stop(self) -> dict[str, int]:
+        self.done.set()
+        self.join()
+        return {name: round(value / 2**20) for name, value in self.peaks.items()}
+
+
+def task_rows(metadata_url: str, runs: dict[str, str]) -> list[dict[str, Any]]:
+    engine = create_engine(metadata_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text(
+                "SELECT dag_id, run_id, task_id, map_index, state, start_date, end_date, try_number FROM task_instance "
+                "WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)"), {"dags": list(runs), "runs": list(runs.values())}).all()
+    finally:
+        engine.dispose()
+    return [dict(r._mapping) for r in rows]
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": round(pick(0.5), 1), "p90": round(pick(0.9), 1), "p99": round(pick(0.99), 1), "max": round(ordered[-1], 1)}
+
+
+def requests_since(log: Path, since: float, prefix: str) -> list[dict[str, Any]]:
+    """The simulator's entries for this phase: started after its first trigger, marked with its DAG ids."""
+    return [e for e in read_log(log) if (e.get("ts_start") or 0) >= since and f"[{prefix}_" in str(e.get("request"))]
+
+
+def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str, latency: float, timeout: float,
+              during: Any = None) -> dict[str, Any]:
+    dag_ids = shape.dag_ids(prefix)
+    for dag_id in dag_ids:
+        api.unpause(dag_id)
+    memory = MemoryPeaks(topology)
+    memory.start()
+    t0_wall, t0 = time.time(), time.monotonic()
+    with ThreadPoolExecutor(len(dag_ids)) as pool:
+        runs = dict(zip(dag_ids, pool.map(api.trigger, dag_ids)))
+    extra = during(t0_wall) if during else {}
+    with ThreadPoolExecutor(len(dag_ids)) as pool:
+        states = dict(zip(dag_ids, pool.map(lambda d: api.wait(d, runs[d], timeout), dag_ids)))
+    peaks = memory.stop()
+    rows = task_rows(topology.metadata_url, runs)
+    agents = [r for r in rows if r["task_id"] != SUMMARY and not r["task_id"].endswith("__items")]
+    ends = [r["end_date"].timestamp() for r in agents if r["end_date"] is not None]
+    wall = (max(ends) - t0_wall) if ends else time.monotonic() - t0
+    entries = requests_since(topology.simulator_log, t0_wall, prefix)
+    served = admitted(entries)
+    bound = latency * shape.layers
+    return {
+        "shape": shape.key, "title": shape.title, "variant": "agents" if prefix == "scale" else "PythonOperator",
+        "runs": states, "wall_s": round(wall, 1), "lower_bound_s": bound, "x_bound": round(wall / bound, 2),
+        "requests": len(served), "requests_expected": shape.requests,
+        "requests_ok": sum(1 for e in served if e.get("status") == 200),
+        "rate_limited_429": sum(1 for e in entries if e.get("limited_by")),
+        "peak_in_flight": peak_in_flight(served),
+        "start_latency_s": percentiles([e["ts_start"] - t0_wall for e in served]),
+        "task_states": dict(sorted(_count(r["state"] or "none" for r in agents).items())),
+        "task_retries": sum(1 for r in agents if (r["try_number"] or 1) > 1),
+        "pss_mib": peaks, "load_1m_end": round(os.getloadavg()[0], 2),
+        "_runs": runs, "_entries": entries, **extra,
+    }
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for v in values:
+        out[v] = out.get(v, 0) + 1
+    return out
+
+
+# -- faults at scale (cluster) ------------------------------------------------------------------------
+
+
+def inject_faults(topology: OnCluster, requests: int, share: float = 0.4, timeout: float = 120) -> Any:
+    """Once ``share`` of the phase's ``requests`` have started: kill -9 worker-1, then restart triggerer-1."""
+
+    def during(t0_wall: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        wanted = int(requests * share)
+        while len(requests_since(topology.simulator_log, t0_wall, "scale")) < wanted and time.monotonic() < deadline:
+            time.sleep(0.2)
+        killed = topology.cluster.kill("worker-1")
+        stopped_at = time.time()
+        began = time.monotonic()
+        topology.cluster.restart("triggerer-1")
+        return {"faults": {"worker_killed_pid": killed, "triggerer_stopped_at": stopped_at,
+                           "triggerer_back_after_s": round(time.monotonic() - began, 1),
+                           "requests_started_before": len(requests_since(topology.simulator_log, t0_wall, "scale"))}}
+
+    return during
+
+
+def ledger_calls(governance_url: str, runs: dict[str, str]) -> list[dict[str, Any]]:
+    engine = create_engine(governance_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT dag_id, task_id, state, actual_micros FROM erp_ledger_calls "
+                                     "WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)"),
+                                {"dags": list(runs), "runs": list(runs.values())}).all()
+    finally:
+        engine.dispose()
+    return [dict(r._mapping) for r in rows]
+
+
+def check_faults(phase: dict[str, Any], governance_url: str) -> dict[str, Any]:
+    """Every run completed, no 429, nothing held, no agent charged more often than it was served, and every
+    served request the ledger did not charge was in flight when the triggerer stopped."""
+    entries, stopped_at = phase["_entries"], phase["faults"]["triggerer_stopped_at"]
+    served: dict[tuple[str, str], int] = {}
+    for e in entries:
+        if e.get("status") == 200 and (m := MARKER.search(str(e.get("request")))):
+            served[(m.group(1), m.group(2))] = served.get((m.group(1), m.group(2)), 0) + 1
+    charged: dict[tuple[str, str], int] = {}
+    calls = ledger_calls(governance_url, phase["_runs"])
+    for c in calls:
+        if c["state"] == "settled":
+            key = (c["dag_id"], c["task_id"].rsplit(".", 1)[-1])
+            charged[key] = charged.get(key, 0) + 1
+    over = {f"{d}/{a}": (n, served.get((d, a), 0)) for (d, a), n in charged.items() if n > served.get((d, a), 0)}
+    in_flight_at_stop = sum(1 for e in entries if e.get("status") == 200 and e["ts_start"] <= stopped_at <= e["ts_end"])
+    uncharged = sum(served.values()) - sum(charged.values())
+    result = {
+        "runs_succeeded": all(s == "success" for s in phase["runs"].values()),
+        "rate_limited_429": phase["rate_limited_429"],
+        "held_after_run": sum(1 for c in calls if c["state"] == "held"),
+        "calls_by_state": _count(c["state"] for c in calls),
+        "agents_charged_more_than_served": over,
+        "served_not_charged": uncharged, "in_flight_when_triggerer_stopped": in_flight_at_stop,
+        "agents_run_twice": sum(1 for n in served.values() if n > 1),
+    }
+    result["ok"] = (result["runs_succeeded"] and not result["rate_limited_429"] and not result["held_after_run"]
+                    and not over and 0 <= uncharged <= in_flight_at_stop)
+    return result
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+
+def print_table(phases: list[dict[str, Any]], topology: str) -> None:
+    print(f"\nbench/scale.py on the {topology} topology")
+    head = (f"{'shape':<6}{'variant':<15}{'wall s':>8}{'bound s':>9}{'x bound':>9}{'in flight':>11}{'requests':>12}"
+            f"{'start p50/p90/p99 s':>22}{'retries':>9}  peak PSS MiB")
+    print(head)
+    print("-" * len(head))
+    for p in phases:
+        lat = p["start_latency_s"]
+        starts = f"{lat.get('p50', 0)}/{lat.get('p90', 0)}/{lat.get('p99', 0)}"
+        mem = ", ".join(f"{k} {v}" for k, v in p["pss_mib"].items())
+        print(f"{p['shape']:<6}{p['variant']:<15}{p['wall_s']:>8}{p['lower_bound_s']:>9}{p['x_bound']:>9}"
+              f"{p['peak_in_flight']:>11}{str(p['requests']) + '/' + str(p['requests_expected']):>12}{starts:>22}"
+              f"{p['task_retries']:>9}  {mem}")
+    for p in phases:
+        if set(p["runs"].values()) != {"success"} or p["rate_limited_429"]:
+            print(f"  shape {p['shape']} ({p['variant']}): runs {p['runs']}, tasks {p['task_states']}, "
+                  f"429s {p['rate_limited_429']}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topology", choices=("embedded", "cluster"), default="embedded")
+    parser.add_argument("--shapes", default="a,b,c,d,e")
+    parser.add_argument("--baseline", default="", help="shapes also run as PythonOperator tasks, e.g. a")
+    parser.add_argument("--latency", type=float, default=5.0)
+    parser.add_argument("--faults", action="store_true", help="cluster: shape (a) with a worker killed and a triggerer restarted")
+    parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
+    parser.add_argument("--json", help="where to write the figures (default bench/results/scale_<topology>.json)")
+    args = parser.parse_args(argv)
+    if args.faults and args.topology != "cluster":
+        parser.error("--faults needs --topology cluster")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    shapes = [SHAPES[k] for k in args.shapes.split(",") if k]
+    if args.faults and SHAPES["a"] not in shapes:
+        shapes.insert(0, SHAPES["a"])
+    baselines = [SHAPES[k] for k in args.baseline.split(",") if k]
+    work = Path(tempfile.mkdtemp(prefix=f"erp-scale-{args.topology}-"))
+    dags = work / "dags"
+    invoices = write_erp_data(work / "erp_data")
+    engine = EngineConfig(rate_limit_config=UNBOUND)
+    env = {"ERP_DATA_DIR": str(work / "erp_data")}
+    write_dags_folder(dags, shapes, baselines, invoices, engine if args.topology == "embedded" else None)
+    print(f"work folder {work}", flush=True)
+    began = time.monotonic()
+    if args.topology == "cluster":
+        reset_cluster_databases()
+        topology: Topology = OnCluster(work, dags, args.latency, env, engine)
+    else:
+        topology = Embedded(work, dags, args.latency, env)
+    print(f"{topology.name} up after {time.monotonic() - began:.0f} s; api {topology.api_url}", flush=True)
+    phases: list[dict[str, Any]] = []
+    checks: dict[str, Any] = {}
+    try:
+        api = AirflowApi(topology.api_url, *topology.login())
+        try:
+            everything = [d for s in shapes for d in s.dag_ids()] + [d for s in baselines for d in s.dag_ids("plain")]
+            wait_for_dags(api, everything, timeout=300)
+            for shape in shapes:
+                faults = args.faults and shape.key == "a"
+                print(f"shape {shape.key}: {shape.title}{' with faults' if faults else ''} ...", flush=True)
+                phase = run_phase(topology, api, shape, prefix="scale", latency=args.latency, timeout=args.timeout,
+                                  during=inject_faults(topology, shape.requests) if faults else None)  # type: ignore[arg-type]
+                if faults:
+                    checks = check_faults(phase, topology.governance_url)
+                    print(f"  faults: {json.dumps(checks)}", flush=True)
+                phases.append(phase)
+                print(f"  {phase['wall_s']} s ({phase['x_bound']}x the bound), peak {phase['peak_in_flight']} in flight, "
+                      f"runs {set(phase['runs'].values())}", flush=True)
+            for shape in baselines:
+                print(f"shape {shape.key} as PythonOperator tasks ...", flush=True)
+                phases.append(run_phase(topology, api, shape, prefix="plain", latency=args.latency, timeout=args.timeout))
+                print(f"  {phases[-1]['wall_s']} s", flush=True)
+        finally:
+            api.close()
+    finally:
+        topology.down()
+    print_table(phases, topology.name)
+    for p in phases:
+        p.pop("_entries", None), p.pop("_runs", None)
+    figures = {"topology": topology.name, "latency_s": args.latency, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+               "cpus": os.cpu_count(), "phases": phases, "faults": checks or None}
+    out = Path(args.json) if args.json else ROOT / "bench" / "results" / f"scale_{topology.name}.json"
+    out.write_text(json.dumps(figures, indent=2, default=str))
+    print(f"wrote {out}")
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    failed = [p for p in phases if set(p["runs"].values()) != {"success"} or p["rate_limited_429"]]
+    return 1 if failed or (checks and not checks["ok"]) else 0
+
+
+def wait_for_dags(api: AirflowApi, dag_ids: list[str], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    missing = list(dag_ids)
+    while missing:
+        missing = [d for d in missing if api.dag(d) is None]
+        if missing and time.monotonic() > deadline:
+            raise TimeoutError(f"DAGs not parsed after {timeout:.0f} s: {missing[:5]} ...")
+        if missing:
+            time.sleep(2)
+    print(f"{len(dag_ids)} DAGs parsed", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
