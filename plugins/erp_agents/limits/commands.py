@@ -12,6 +12,12 @@ def _sync(args: argparse.Namespace) -> int:
     from erp_agents.limits.pools import sync_pools
     from erp_agents.monitoring.config import engine_config
 
+    if args.in_metadata_db:
+        from erp_agents.limits.pools import sync_pools_in_metadata_db
+
+        for line in sync_pools_in_metadata_db(engine_config()):
+            print(line)
+        return 0
     auth: Any = args.token or os.environ.get("ERP_AGENTS_API_TOKEN")
     if auth is None and args.username:
         auth = (args.username, args.password or os.environ.get("ERP_AGENTS_API_PASSWORD", ""))
@@ -32,4 +38,6 @@ def register(subparsers: Any) -> None:
     sync.add_argument("--token", default=None, help="a bearer token (or env ERP_AGENTS_API_TOKEN)")
     sync.add_argument("--username", default=os.environ.get("ERP_AGENTS_API_USERNAME"))
     sync.add_argument("--password", default=None, help="or env ERP_AGENTS_API_PASSWORD")
+    sync.add_argument("--in-metadata-db", action="store_true",
+                      help="write the pools into Airflow's metadata DB directly (an init step before the api-server runs)")
     sync.set_defaults(func=_sync)

@@ -71,3 +71,16 @@ def sync_pools(api_base_url: str, token_or_auth: Any, engine_config: Any, *,
             client.patch(f"/api/v2/pools/{name}", json={"name": name, **body}).raise_for_status()
             done.append(f"updated {name}")
     return done
+
+
+def sync_pools_in_metadata_db(engine_config: Any) -> list[str]:
+    """The same pools written straight into Airflow's metadata DB, for a process that runs before the
+    api-server does (an init container after ``airflow db migrate``); returns "set NAME (N slots)"."""
+    from airflow.models.pool import Pool
+
+    done = []
+    for name, body in wanted_pools(engine_config).items():
+        Pool.create_or_update_pool(name, slots=body["slots"], description=body["description"],
+                                   include_deferred=body["include_deferred"])
+        done.append(f"set {name} ({body['slots']} slots)")
+    return done

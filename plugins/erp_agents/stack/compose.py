@@ -118,7 +118,8 @@ def compose() -> dict[str, Any]:
             "restart": "unless-stopped",
         },
         "airflow-init": airflow(
-            ["bash", "-c", "airflow db migrate && python -m erp_agents.stack.cluster_connections"],
+            ["bash", "-c", "airflow db migrate && python -m erp_agents.stack.cluster_connections"
+             " && python -m erp_agents pools sync --in-metadata-db"],
             {"postgres": {"condition": "service_healthy"}, "redis": {"condition": "service_healthy"}},
             restart="no",
         ),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections import OrderedDict
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -49,55 +50,127 @@ def build_client_at_start() -> bool:
     return True
 
 
-# How many deserialized DAG versions one trigger runner keeps (a few per workflow being run).
-DAG_CACHE_SIZE = 64
-# inspect.getsource(TriggerRunner.create_runtime_ti) of the Airflow versions the cache was written
-# against: tests/unit/stack/test_triggerer_patch.py fails when Airflow changes that method.
-CREATE_RUNTIME_TI_SHA256 = "af65ff8b8d100ff63424f82ad4bf92d4b5e5c8e1f9082486892b8615949aa192"
+# How many deserialized DAG versions each side keeps; more than the triggers one batch may carry
+# (``[triggerer] max_trigger_to_select_per_loop``, 50 by default), see ``send_each_dag_once_per_batch``.
+DAG_CACHE_SIZE = 128
+# The dag_data of a workload whose DAG version went earlier in the same batch.
+DAG_REF_KEY = "__erp_agents_dag_version__"
+# inspect.getsource() of the Airflow methods the DAG reuse stands in for or relies on, as written for
+# PATCHED_AIRFLOW; tests/unit/stack/test_triggerer_patch.py fails when Airflow changes one of them.
+PINNED_SOURCES = {
+    "TriggerRunner.create_runtime_ti": "af65ff8b8d100ff63424f82ad4bf92d4b5e5c8e1f9082486892b8615949aa192",
+    "TriggerRunner.create_triggers": "194887f519ad95512238a43762170b55da75c073b2b41debb897088fe0c4d387",
+    "TriggerRunnerSupervisor.build_trigger_workloads": "c0d3e87ef28ca1936e7019c313f493728fe74347999f410678c34ae4f5eae380",
+    "TriggerRunnerSupervisor._create_workload": "3cc2cff157f57a8084226ca9171d68568be5a018d70b8a14739dc24ad5287cce",
+    "SerializedDagModel.dag": "94e969acb19fef9fe6ea09ed0fd12771bdb5a07184f378ef330d711c8b84019a",
+}
+
+
+class _VersionCache:
+    """Deserialized DAGs by version, least recently used first out (one event loop uses it)."""
+
+    def __init__(self, size: int = DAG_CACHE_SIZE) -> None:
+        self.size = size
+        self.dags: OrderedDict[str, Any] = OrderedDict()
+
+    def get(self, version: str) -> Any | None:
+        if version in self.dags:
+            self.dags.move_to_end(version)
+            return self.dags[version]
+        return None
+
+    def put(self, version: str, dag: Any) -> Any:
+        self.dags[version] = dag
+        if len(self.dags) > self.size:
+            self.dags.popitem(last=False)
+        return dag
 
 
 def reuse_deserialized_dags() -> bool:
-    """Deserialize each DAG version once per trigger runner, not once per trigger it starts.
+    """Ship and rebuild each DAG version once per batch of triggers, not once per trigger.
 
-    For every task that starts in the triggerer, Airflow 3.3 ships the whole serialized DAG and
-    rebuilds it with ``DagSerialization.from_dict`` on the runner's event loop
-    (``TriggerRunner.create_runtime_ti``), only to take one task from it for the template context.
-    The cost grows with the DAG's size times its tasks: the 500 agents of one workflow rebuilt a
-    500-task DAG 500 times, and the loop, blocked meanwhile, started nothing else. A serialized DAG
-    version never changes (a changed DAG is a new ``dag_version_id``), so the rebuilt DAG is kept per
-    version, least recently used first out. The task object is only read there (templates are
-    rendered on the trigger, not the task). The upstream change it stands in for: cache
-    deserialized DAGs by version in the triggerer, as the scheduler's DagBag does. True when applied.
+    For every task that starts in the triggerer, Airflow 3.3's triggerer (1) deserializes the whole
+    DAG in the supervisor, only to read the task's ``start_from_trigger`` (``_create_workload``),
+    (2) sends the whole serialized DAG to the trigger runner inside that trigger's workload, and (3)
+    rebuilds it there on the event loop, only to take the task for the template context
+    (``TriggerRunner.create_runtime_ti``). The cost grows with the DAG's size times its tasks: for
+    one 500-agent workflow, 500 rebuilds of a 500-task DAG on each side and one message of 500 copies
+    of it. That message, written while the runner was itself blocked writing logs back, deadlocked
+    the two processes (each waits for the other to read).
+
+    A serialized DAG version never changes (a changed DAG is a new ``dag_version_id``), so: the
+    supervisor keeps the deserialized DAG per version; within one batch of workloads only the first
+    of each version carries the DAG, the others name the version (``DAG_REF_KEY``); the runner keeps
+    the DAGs it rebuilt per version and takes the task from there. Batches are at most
+    ``max_trigger_to_select_per_loop`` triggers, fewer versions than the caches hold, so a version
+    named in a batch is still cached when its turn comes. The DAG and task objects are only read
+    (templates are rendered on the trigger, not the task). The upstream change it stands in for:
+    send each DAG version to the runner once, or only the task, and cache deserialized DAGs in the
+    triggerer as the scheduler's DagBag does. True when applied.
     """
-    from collections import OrderedDict
-
     from airflow import __version__ as airflow_version
+
+    if not airflow_version.startswith(PATCHED_AIRFLOW):
+        log.warning("Airflow %s: the triggerer ships and rebuilds the DAG for every trigger, as Airflow does it",
+                    airflow_version)
+        return False
+    _supervisor_reuses_dags()
+    _runner_reuses_dags()
+    return True
+
+
+def _supervisor_reuses_dags() -> None:
+    from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    cache = _VersionCache()
+    deserialize = SerializedDagModel.dag.fget  # type: ignore[attr-defined]
+
+    def dag_once(self: SerializedDagModel) -> Any:
+        version = str(self.dag_version_id)
+        return cache.get(version) or cache.put(version, deserialize(self))
+
+    # Only in the triggerer process (this module's main): everything else keeps Airflow's property.
+    SerializedDagModel.dag = property(dag_once, doc=SerializedDagModel.dag.__doc__)  # type: ignore[method-assign,assignment]
+    build = TriggerRunnerSupervisor.build_trigger_workloads
+
+    def send_each_dag_once_per_batch(self: TriggerRunnerSupervisor, new_trigger_ids: set[int]) -> list[Any]:
+        sent: set[str] = set()
+        batch = []
+        for workload in build(self, new_trigger_ids):
+            if workload.dag_data and workload.ti is not None:
+                version = str(workload.ti.dag_version_id)
+                if version in sent:
+                    workload = workload.model_copy(update={"dag_data": {DAG_REF_KEY: version}})
+                sent.add(version)
+            batch.append(workload)
+        return batch
+
+    TriggerRunnerSupervisor.build_trigger_workloads = send_each_dag_once_per_batch  # type: ignore[method-assign]
+
+
+def _runner_reuses_dags() -> None:
     from airflow.jobs.triggerer_job_runner import TriggerRunner
     from airflow.serialization.serialized_objects import DagSerialization
 
-    if not airflow_version.startswith(PATCHED_AIRFLOW):
-        log.warning("Airflow %s: the triggerer deserializes the DAG for every trigger, as Airflow does it", airflow_version)
-        return False
+    cache = _VersionCache()
 
-    dags: OrderedDict[Any, Any] = OrderedDict()
-
-    def deserialized(encoded_dag: dict[str, Any], version: Any) -> Any:
-        if version in dags:
-            dags.move_to_end(version)
-            return dags[version]
-        dag = dags[version] = DagSerialization.from_dict(encoded_dag)
-        if len(dags) > DAG_CACHE_SIZE:
-            dags.popitem(last=False)
-        return dag
+    def deserialized(encoded_dag: dict[str, Any], version: str) -> Any:
+        if DAG_REF_KEY in encoded_dag:
+            dag = cache.get(encoded_dag[DAG_REF_KEY])
+            if dag is None:  # TypeError: Airflow fails the trigger ("failed to inflate") and the task with it
+                raise TypeError(f"DAG version {version} was sent earlier in this batch but is no longer cached")
+            return dag
+        return cache.get(version) or cache.put(version, DagSerialization.from_dict(encoded_dag))
 
     def create_runtime_ti(cls: type[TriggerRunner], task_instance: Any, encoded_dag: dict[str, Any],
                           dag_run_data: dict[str, Any]) -> Any:
-        # Airflow 3.3's body (CREATE_RUNTIME_TI_SHA256 pins it), with the DAG taken from the cache.
+        # Airflow 3.3's body (PINNED_SOURCES), with the DAG taken from the cache.
         from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun as DRDataModel
         from airflow.sdk.api.datamodels._generated import TIRunContext
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
-        task = deserialized(encoded_dag, task_instance.dag_version_id).get_task(task_instance.task_id)
+        task = deserialized(encoded_dag, str(task_instance.dag_version_id)).get_task(task_instance.task_id)
         return RuntimeTaskInstance.model_construct(
             **task_instance.model_dump(exclude_unset=True),
             task=task,
@@ -108,12 +181,14 @@ def reuse_deserialized_dags() -> bool:
         )
 
     TriggerRunner.create_runtime_ti = classmethod(create_runtime_ti)  # type: ignore[assignment,method-assign]
-    return True
 
 
 def main(argv: list[str] | None = None) -> None:
     build_client_at_start()
     reuse_deserialized_dags()
+    # One INFO line per HTTP request from httpx doubles what every agent request writes to the
+    # trigger log channel; our own line per model request says more (tokens, cost, latency, retries).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     from airflow.__main__ import main as airflow_main
 
     sys.argv = ["airflow", "triggerer", *(sys.argv[1:] if argv is None else argv)]

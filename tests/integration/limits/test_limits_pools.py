@@ -52,3 +52,24 @@ def test_sync_creates_then_leaves_then_corrects(stack: AirflowStack) -> None:
     assert sorted(sync_pools(base, token, _config(9))) == ["unchanged claude_calls", "updated llm_openai"]
     pool = httpx.get(f"{base}/api/v2/pools/llm_openai", headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert pool.json()["slots"] == 9 and pool.json()["include_deferred"] is True
+
+
+def test_an_init_step_writes_the_same_pools_into_the_metadata_db(stack: AirflowStack, tmp_path: Path) -> None:
+    """What docker-compose's airflow-init runs before the api-server: `pools sync --in-metadata-db`."""
+    import subprocess
+    import sys
+
+    from erp_agents.stack.bundle_files import spec_yaml
+    from tests.conftest import ROOT
+
+    config = tmp_path / "engine.yaml"
+    config.write_text(spec_yaml(_config(4).model_copy(update={"providers": {
+        **_config(4).providers, "anthropic": _config(4).providers["anthropic"].model_copy(update={"pool": "claude_init"})}})))
+    done = subprocess.run([sys.executable, "-m", "erp_agents", "pools", "sync", "--in-metadata-db"], cwd=ROOT, text=True,
+                          env={**stack.env, "ERP_AGENTS_ENGINE_CONFIG": str(config)}, capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(done.stdout.split("\n")[-3:-1]) == ["set claude_init (7 slots)", "set llm_openai (4 slots)"]
+    base = f"http://127.0.0.1:{stack.api_port}"
+    token = httpx.get(f"{base}/auth/token", timeout=30).json()["access_token"]
+    pool = httpx.get(f"{base}/api/v2/pools/claude_init", headers={"Authorization": f"Bearer {token}"}, timeout=30).json()
+    assert (pool["slots"], pool["include_deferred"]) == (7, True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 from airflow import __version__ as airflow_version
 from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
 
@@ -29,23 +31,41 @@ def test_the_wrapper_is_applied_once_and_keeps_a_classmethod():
         TriggerRunnerSupervisor.start = original
 
 
-def test_the_dag_cache_stands_in_for_the_create_runtime_ti_it_was_written_against():
+def _sources() -> dict[str, object]:
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+    from airflow.models.serialized_dag import SerializedDagModel
+
+    return {
+        "TriggerRunner.create_runtime_ti": inspect.getattr_static(TriggerRunner, "create_runtime_ti").__func__,
+        "TriggerRunner.create_triggers": TriggerRunner.create_triggers,
+        "TriggerRunnerSupervisor.build_trigger_workloads": TriggerRunnerSupervisor.build_trigger_workloads,
+        "TriggerRunnerSupervisor._create_workload": TriggerRunnerSupervisor._create_workload,
+        "SerializedDagModel.dag": SerializedDagModel.dag.fget,
+    }
+
+
+def test_the_dag_reuse_stands_in_for_the_airflow_methods_it_was_written_against():
     import hashlib
 
-    from airflow.jobs.triggerer_job_runner import TriggerRunner
-
-    source = inspect.getsource(inspect.getattr_static(TriggerRunner, "create_runtime_ti").__func__)
-    assert hashlib.sha256(source.encode()).hexdigest() == triggerer.CREATE_RUNTIME_TI_SHA256, (
-        "Airflow changed TriggerRunner.create_runtime_ti: port the change into "
-        "erp_agents.stack.triggerer.reuse_deserialized_dags (or drop it if Airflow caches DAGs now), then update the digest")
+    found = {name: hashlib.sha256(inspect.getsource(f).encode()).hexdigest() for name, f in _sources().items()}
+    changed = sorted(name for name, digest in found.items() if triggerer.PINNED_SOURCES.get(name) != digest)
+    assert not changed, (f"Airflow changed {changed}: port the change into erp_agents.stack.triggerer "
+                         "(or drop the reuse if Airflow does it now), then update PINNED_SOURCES")
 
 
-def test_the_dag_cache_deserializes_each_dag_version_once_and_builds_the_same_runtime_ti():
+def _restore(*pairs):
+    for owner, name, value in pairs:
+        setattr(owner, name, value)
+
+
+def test_a_batch_carries_each_dag_version_once_and_the_runner_builds_every_task_from_it():
     import uuid
     from datetime import datetime, timezone
     from unittest import mock
 
+    from airflow.executors.workloads import RunTrigger
     from airflow.jobs.triggerer_job_runner import TriggerRunner
+    from airflow.models.serialized_dag import SerializedDagModel
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import DagSerialization
@@ -57,24 +77,42 @@ def test_the_dag_cache_deserializes_each_dag_version_once_and_builds_the_same_ru
     run = {"dag_id": "cached", "run_id": "r", "logical_date": now, "data_interval_start": now, "data_interval_end": now,
            "run_after": now, "start_date": now, "end_date": None, "run_type": "manual", "state": "running",
            "conf": {}, "consumed_asset_events": [], "partition_key": None}
-    version = uuid.uuid4()
+    version, other = uuid.uuid4(), uuid.uuid4()
 
-    def ti(task_id: str) -> mock.Mock:
-        fake = mock.Mock(task_id=task_id, dag_version_id=version)
+    def ti(task_id: str, dag_version: uuid.UUID = version) -> mock.Mock:
+        fake = mock.Mock(task_id=task_id, dag_version_id=dag_version)
         fake.model_dump.return_value = {"task_id": task_id, "dag_id": "cached", "run_id": "r", "try_number": 1,
-                                        "map_index": -1, "dag_version_id": version, "id": uuid.uuid4()}
+                                        "map_index": -1, "dag_version_id": dag_version, "id": uuid.uuid4()}
         return fake
 
-    original = inspect.getattr_static(TriggerRunner, "create_runtime_ti")
+    def workload(n: int, task_id: str, dag_version: uuid.UUID = version) -> mock.Mock:
+        return mock.Mock(spec=RunTrigger, id=n, ti=ti(task_id, dag_version), dag_data=encoded,
+                         model_copy=lambda update, n=n, task_id=task_id, v=dag_version: mock.Mock(
+                             id=n, ti=ti(task_id, v), dag_data=update["dag_data"]))
+
+    saved = [(TriggerRunner, "create_runtime_ti", inspect.getattr_static(TriggerRunner, "create_runtime_ti")),
+             (TriggerRunnerSupervisor, "build_trigger_workloads", TriggerRunnerSupervisor.build_trigger_workloads),
+             (SerializedDagModel, "dag", inspect.getattr_static(SerializedDagModel, "dag"))]
+    expected = TriggerRunner.create_runtime_ti(ti("a"), encoded, run)
+    batch = [workload(1, "a"), workload(2, "b"), workload(3, "a", other)]
     try:
-        expected = TriggerRunner.create_runtime_ti(ti("a"), encoded, run)
-        assert triggerer.reuse_deserialized_dags() is True
+        with mock.patch.object(TriggerRunnerSupervisor, "build_trigger_workloads", return_value=batch):
+            assert triggerer.reuse_deserialized_dags() is True
+            sent = TriggerRunnerSupervisor.build_trigger_workloads(mock.Mock(), {1, 2, 3})
+        # The second task of the same version names it; another version carries its own DAG.
+        assert [w.dag_data for w in sent] == [encoded, {triggerer.DAG_REF_KEY: str(version)}, encoded]
         with mock.patch.object(DagSerialization, "from_dict", wraps=DagSerialization.from_dict) as from_dict:
-            first = TriggerRunner.create_runtime_ti(ti("a"), encoded, run)
-            second = TriggerRunner.create_runtime_ti(ti("b"), encoded, run)
-        assert from_dict.call_count == 1  # the second task of the same DAG version reuses the DAG
-        assert first.task.task_id == expected.task.task_id == "a" and second.task.task_id == "b"
+            first = TriggerRunner.create_runtime_ti(sent[0].ti, sent[0].dag_data, run)
+            second = TriggerRunner.create_runtime_ti(sent[1].ti, sent[1].dag_data, run)
+        assert from_dict.call_count == 1
+        assert (first.task.task_id, second.task.task_id) == ("a", "b") and first.task.dag is second.task.dag
         assert first._ti_context_from_server.max_tries == expected._ti_context_from_server.max_tries == 2
-        assert first.task.dag is second.task.dag
+        with pytest.raises(TypeError, match="no longer cached"):  # Airflow fails such a trigger, never hangs
+            TriggerRunner.create_runtime_ti(ti("a", uuid.uuid4()), {triggerer.DAG_REF_KEY: "gone"}, run)
+        # The supervisor deserializes a DAG version once, however many of its tasks it checks.
+        model = mock.Mock(dag_version_id=version, data=encoded, load_op_links=True)
+        with mock.patch.object(DagSerialization, "from_dict", wraps=DagSerialization.from_dict) as from_dict:
+            assert SerializedDagModel.dag.fget(model) is SerializedDagModel.dag.fget(model)
+        assert from_dict.call_count == 1
     finally:
-        TriggerRunner.create_runtime_ti = original
+        _restore(*saved)
