@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections import OrderedDict
+from functools import cached_property
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ PINNED_SOURCES = {
     "TriggerRunner.create_triggers": "194887f519ad95512238a43762170b55da75c073b2b41debb897088fe0c4d387",
     "TriggerRunnerSupervisor.build_trigger_workloads": "c0d3e87ef28ca1936e7019c313f493728fe74347999f410678c34ae4f5eae380",
     "TriggerRunnerSupervisor._create_workload": "3cc2cff157f57a8084226ca9171d68568be5a018d70b8a14739dc24ad5287cce",
-    "SerializedDagModel.dag": "94e969acb19fef9fe6ea09ed0fd12771bdb5a07184f378ef330d711c8b84019a",
+    "DBDagBag.get_serialized_dag_model_for_run": "6dd0e4ace35badd97648b65373a4ff36c9c324493ca032e23e34528bdaffaaa0",
+    "DBDagBag._version_from_dag_run": "61890cc6412233e02fce6db885bc40d4e6866446334295aa0b5f0b6794707a8d",
 }
 
 
@@ -119,19 +121,57 @@ def reuse_deserialized_dags() -> bool:
     return True
 
 
+class _LoadedDag:
+    """What ``_create_workload`` reads of a SerializedDagModel (``data``, ``dag``), kept per version
+    instead of the ORM row: the row's JSON is decoded again on every load."""
+
+    def __init__(self, data: dict[str, Any], dag_version_id: Any) -> None:
+        self.data = data
+        self.dag_version_id = dag_version_id
+
+    @cached_property
+    def dag(self) -> Any:
+        from airflow.serialization.serialized_objects import DagSerialization
+
+        return DagSerialization.from_dict(self.data)
+
+
+class _DagBagByVersion:
+    """The DBDagBag that ``_create_workload`` is given, answering its two lookups from the cache."""
+
+    def __init__(self, bag: Any, cache: _VersionCache) -> None:
+        self.bag, self.cache = bag, cache
+
+    def get_serialized_dag_model(self, version_id: Any, session: Any) -> _LoadedDag | None:
+        found = self.cache.get(str(version_id))
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        model = self.bag.get_serialized_dag_model(version_id=version_id, session=session)
+        if model is None or model.data is None:
+            return None
+        return self.cache.put(str(version_id), _LoadedDag(model.data, model.dag_version_id))  # type: ignore[no-any-return]
+
+    def get_serialized_dag_model_for_run(self, dag_run: Any, *, session: Any) -> _LoadedDag | None:
+        version_id = type(self.bag)._version_from_dag_run(dag_run=dag_run, session=session)
+        return self.get_serialized_dag_model(version_id=version_id, session=session) if version_id else None
+
+
+def _supervisor_create_workload(create: Any) -> Any:
+    """Airflow's ``_create_workload`` (``create``), given a dag bag that keeps each version it loads."""
+    cache = _VersionCache()
+
+    def create_from_cache(self: Any, trigger: Any, dag_bag: Any, render_log_fname: Any, session: Any) -> Any:
+        return create(self, trigger=trigger, dag_bag=_DagBagByVersion(dag_bag, cache),
+                      render_log_fname=render_log_fname, session=session)
+
+    return create_from_cache
+
+
 def _supervisor_reuses_dags() -> None:
     from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
-    from airflow.models.serialized_dag import SerializedDagModel
 
-    cache = _VersionCache()
-    deserialize = SerializedDagModel.dag.fget  # type: ignore[attr-defined]
-
-    def dag_once(self: SerializedDagModel) -> Any:
-        version = str(self.dag_version_id)
-        return cache.get(version) or cache.put(version, deserialize(self))
-
-    # Only in the triggerer process (this module's main): everything else keeps Airflow's property.
-    SerializedDagModel.dag = property(dag_once, doc=SerializedDagModel.dag.__doc__)  # type: ignore[method-assign,assignment]
+    TriggerRunnerSupervisor._create_workload = _supervisor_create_workload(  # type: ignore[method-assign]
+        TriggerRunnerSupervisor._create_workload)
     build = TriggerRunnerSupervisor.build_trigger_workloads
 
     def send_each_dag_once_per_batch(self: TriggerRunnerSupervisor, new_trigger_ids: set[int]) -> list[Any]:
@@ -183,9 +223,25 @@ def _runner_reuses_dags() -> None:
     TriggerRunner.create_runtime_ti = classmethod(create_runtime_ti)  # type: ignore[assignment,method-assign]
 
 
+def warm_imports() -> None:
+    """Import, before Airflow forks the trigger runner, what the first agents would otherwise import
+    on its event loop: the SDKs (anthropic alone took 3.8 s there), pydantic-ai's models and the
+    tokenizer. The runner inherits them; the loop stays free when the first burst of agents starts."""
+    import anthropic  # noqa: F401
+    import openai  # noqa: F401
+    import pydantic_ai.models.anthropic  # noqa: F401
+    import pydantic_ai.models.openai  # noqa: F401
+
+    import erp_agents.triggers.agent  # noqa: F401
+    from erp_agents.limits.estimate import o200k
+
+    o200k()
+
+
 def main(argv: list[str] | None = None) -> None:
     build_client_at_start()
     reuse_deserialized_dags()
+    warm_imports()
     # One INFO line per HTTP request from httpx doubles what every agent request writes to the
     # trigger log channel; our own line per model request says more (tokens, cost, latency, retries).
     logging.getLogger("httpx").setLevel(logging.WARNING)

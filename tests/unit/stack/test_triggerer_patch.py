@@ -33,14 +33,15 @@ def test_the_wrapper_is_applied_once_and_keeps_a_classmethod():
 
 def _sources() -> dict[str, object]:
     from airflow.jobs.triggerer_job_runner import TriggerRunner
-    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.models.dagbag import DBDagBag
 
     return {
         "TriggerRunner.create_runtime_ti": inspect.getattr_static(TriggerRunner, "create_runtime_ti").__func__,
         "TriggerRunner.create_triggers": TriggerRunner.create_triggers,
         "TriggerRunnerSupervisor.build_trigger_workloads": TriggerRunnerSupervisor.build_trigger_workloads,
         "TriggerRunnerSupervisor._create_workload": TriggerRunnerSupervisor._create_workload,
-        "SerializedDagModel.dag": SerializedDagModel.dag.fget,
+        "DBDagBag.get_serialized_dag_model_for_run": DBDagBag.get_serialized_dag_model_for_run,
+        "DBDagBag._version_from_dag_run": inspect.getattr_static(DBDagBag, "_version_from_dag_run").__func__,
     }
 
 
@@ -65,7 +66,6 @@ def test_a_batch_carries_each_dag_version_once_and_the_runner_builds_every_task_
 
     from airflow.executors.workloads import RunTrigger
     from airflow.jobs.triggerer_job_runner import TriggerRunner
-    from airflow.models.serialized_dag import SerializedDagModel
     from airflow.providers.standard.operators.empty import EmptyOperator
     from airflow.sdk import DAG
     from airflow.serialization.serialized_objects import DagSerialization
@@ -92,7 +92,7 @@ def test_a_batch_carries_each_dag_version_once_and_the_runner_builds_every_task_
 
     saved = [(TriggerRunner, "create_runtime_ti", inspect.getattr_static(TriggerRunner, "create_runtime_ti")),
              (TriggerRunnerSupervisor, "build_trigger_workloads", TriggerRunnerSupervisor.build_trigger_workloads),
-             (SerializedDagModel, "dag", inspect.getattr_static(SerializedDagModel, "dag"))]
+             (TriggerRunnerSupervisor, "_create_workload", TriggerRunnerSupervisor._create_workload)]
     expected = TriggerRunner.create_runtime_ti(ti("a"), encoded, run)
     batch = [workload(1, "a"), workload(2, "b"), workload(3, "a", other)]
     try:
@@ -109,10 +109,17 @@ def test_a_batch_carries_each_dag_version_once_and_the_runner_builds_every_task_
         assert first._ti_context_from_server.max_tries == expected._ti_context_from_server.max_tries == 2
         with pytest.raises(TypeError, match="no longer cached"):  # Airflow fails such a trigger, never hangs
             TriggerRunner.create_runtime_ti(ti("a", uuid.uuid4()), {triggerer.DAG_REF_KEY: "gone"}, run)
-        # The supervisor deserializes a DAG version once, however many of its tasks it checks.
-        model = mock.Mock(dag_version_id=version, data=encoded, load_op_links=True)
-        with mock.patch.object(DagSerialization, "from_dict", wraps=DagSerialization.from_dict) as from_dict:
-            assert SerializedDagModel.dag.fget(model) is SerializedDagModel.dag.fget(model)
-        assert from_dict.call_count == 1
+        # The supervisor loads and deserializes a DAG version once, however many of its tasks it checks.
+        bag = mock.Mock(spec=["get_serialized_dag_model"])
+        bag.get_serialized_dag_model.return_value = mock.Mock(data=encoded, dag_version_id=version)
+        seen = []
+        with mock.patch.object(TriggerRunnerSupervisor, "_create_workload", triggerer._supervisor_create_workload(
+                lambda self, trigger, dag_bag, render_log_fname, session: seen.append(
+                    dag_bag.get_serialized_dag_model(version_id=version, session=None).dag))):
+            for _ in range(3):
+                TriggerRunnerSupervisor._create_workload(mock.Mock(), trigger=None, dag_bag=bag, render_log_fname=None,
+                                                         session=None)
+        assert bag.get_serialized_dag_model.call_count == 1
+        assert seen[0] is seen[1] is seen[2] and seen[0].get_task("b").task_id == "b"
     finally:
         _restore(*saved)
