@@ -304,11 +304,16 @@ class OnCluster(Topology):
         from erp_agents.stack.cluster import POSTGRES, Cluster
         from erp_agents.stack.cluster_settings import GOVERNANCE_DB, METADATA_DB
 
-        os.environ.update(env)  # the components inherit it (ERP data, the simulator's limits)
-        os.environ.update({"LLM_SIM_RPM": str(UNBOUND.requests_per_minute), "LLM_SIM_TPM": str(UNBOUND.tokens_per_minute),
-                           "LLM_SIM_MAX_CONCURRENT": str(UNBOUND.concurrent_requests)})
+        env = {**env, "LLM_SIM_RPM": str(UNBOUND.requests_per_minute), "LLM_SIM_TPM": str(UNBOUND.tokens_per_minute),
+               "LLM_SIM_MAX_CONCURRENT": str(UNBOUND.concurrent_requests)}
+        self._saved_env = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)  # the components inherit it (ERP data, the simulator's limits); down() restores it
         self.cluster = Cluster(home=work / "cluster", api_port=0, simulator_latency=latency, dags_folder=dags, engine=engine)
-        state, attached = self.cluster.up()
+        try:
+            state, attached = self.cluster.up()
+        except BaseException:
+            self._restore_env()
+            raise
         if attached:
             raise RuntimeError("a cluster was already running under this home")
         self.simulator_log = self.cluster.layout.logs / "simulator.jsonl"
@@ -329,7 +334,17 @@ class OnCluster(Topology):
         return self.cluster.login()
 
     def down(self) -> None:
-        self.cluster.down()
+        try:
+            self.cluster.down()
+        finally:
+            self._restore_env()
+
+    def _restore_env(self) -> None:
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def reset_cluster_databases() -> None:

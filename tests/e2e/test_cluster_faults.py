@@ -14,7 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.scale import UNBOUND, OnCluster, Shape, check_faults, inject_faults, reset_cluster_databases, run_phase, write_dags_folder, write_erp_data
+from bench.scale import (
+    UNBOUND,
+    OnCluster,
+    Shape,
+    check_faults,
+    inject_faults,
+    reset_cluster_databases,
+    run_phase,
+    write_dags_folder,
+    write_erp_data,
+)
 from erp_agents.spec.models import EngineConfig
 from erp_agents.stack.cluster import POSTGRES, REDIS
 from erp_agents.stack.rest import AirflowApi
@@ -41,8 +51,7 @@ def test_a_killed_worker_and_a_restarted_triggerer_lose_no_run_no_charge_and_no_
     try:
         api = AirflowApi(topology.api_url, *topology.login())
         try:
-            deadline_dags = SHAPE.dag_ids()
-            for dag_id in deadline_dags:
+            for dag_id in SHAPE.dag_ids():
                 api_wait_dag(api, dag_id)
             phase = run_phase(topology, api, SHAPE, prefix="scale", latency=LATENCY, timeout=600,
                               during=inject_faults(topology, SHAPE.requests))
