@@ -1,8 +1,9 @@
 """Faults at scale on the Celery cluster: while 100 agents run, one Celery worker is killed with
 SIGKILL and one triggerer is restarted. The runs still complete; the simulator saw no request over a
-rate limit; the ledger holds nothing afterwards, charged no agent more often than the simulator served
-it, and every served request it did not charge was in flight when the triggerer stopped (its trigger
-was cancelled and released the reservation; the agent ran again on the other triggerer).
+rate limit; the ledger charged no agent more often than the simulator served it; every served request
+it did not charge, and every hold left behind, belongs to a request in flight while the triggerer was
+stopping (the agent ran again on the other triggerer, under new call numbers); once those holds expire
+nothing stays reserved.
 
 The same run at full size (shape a: 500 agents) is ``bench/scale.py --topology cluster --faults``;
 both use the bench's spec generator and checks, so what the benchmark reports is what this proves.
@@ -30,7 +31,7 @@ from erp_agents.stack.cluster import POSTGRES, REDIS
 from erp_agents.stack.rest import AirflowApi
 from tests.services import require
 
-LATENCY = 3.0
+LATENCY = 5.0
 SHAPE = Shape("a", "4 workflows x 25 independent agents", workflows=4, agents=25)
 
 
@@ -65,9 +66,11 @@ def test_a_killed_worker_and_a_restarted_triggerer_lose_no_run_no_charge_and_no_
     assert checks["runs_succeeded"], phase["runs"]
     assert phase["task_states"] == {"success": SHAPE.requests}
     assert checks["rate_limited_429"] == 0
-    assert checks["held_after_run"] == 0, checks["calls_by_state"]
+    # Holds are left only by requests in flight while the triggerer stopped; after expiry nothing is reserved.
+    assert checks["held_after_run"] <= checks["in_flight_while_triggerer_stopped"], checks
+    assert checks["reserved_after_expiry_micros"] == 0, checks
     assert checks["agents_charged_more_than_served"] == {}
-    assert 0 <= checks["served_not_charged"] <= checks["in_flight_when_triggerer_stopped"], checks
+    assert 0 <= checks["served_not_charged"] <= checks["in_flight_while_triggerer_stopped"], checks
     # The restart hit agents in flight: they ran again on the other triggerer, and each run was charged.
     assert checks["agents_run_twice"] > 0, checks
     assert checks["ok"]

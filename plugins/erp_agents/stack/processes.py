@@ -123,9 +123,17 @@ def kill(layout: Layout, name: str) -> int | None:
 
 def wait_gone(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while psutil.pid_exists(pid) and time.monotonic() < deadline:
+    while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    return not psutil.pid_exists(pid)
+    return not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Running: a zombie (dead, not yet reaped by the process that started it) does not count."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
