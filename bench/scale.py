@@ -84,6 +84,8 @@ class Shape:
     agents: int = 0  # independent or layered agents per workflow
     layers: int = 1
     items: int = 0  # fan-out items (one agent)
+    budget_agents: int = 0  # a run budget worth about this many agents (shape m)
+    model: str = MODEL
 
     def dag_ids(self, prefix: str = "scale") -> list[str]:
         return [f"{prefix}_{self.key}_{w:02d}" for w in range(1, self.workflows + 1)]
@@ -99,7 +101,12 @@ SHAPES = {
     "c": Shape("c", "1 fan-out agent over 500 items", workflows=1, items=500),
     "d": Shape("d", "5 workflows x 120 agents in 4 dependent layers", workflows=5, agents=120, layers=4),
     "e": Shape("e", "1 fan-out agent over 2,000 items", workflows=1, items=2000),
+    # Run alone, with --limits: the engine's limits then bind, and the simulator enforces the same ones.
+    "r": Shape("r", "12 workflows x 50 agents under binding rate limits", workflows=12, agents=50),
+    "m": Shape("m", "1 workflow of 500 agents racing for a budget worth about 100", workflows=1, agents=500,
+               budget_agents=100, model="gpt-4o"),
 }
+BUDGET_PROMPT_TOKENS = 40  # about what one of the generated prompts counts
 AP_ITEMS, ALL_ITEMS = 500, 2000  # shape c reviews the AP invoices, shape e all of them
 
 
@@ -137,14 +144,28 @@ def workflow_spec(shape: Shape, dag_id: str) -> dict[str, Any]:
         agents = []
         for i in range(shape.agents):
             agent: dict[str, Any] = {"name": agent_name(i), "module": MODULE,
-                                     "llm_config": {"model": MODEL, "max_tokens": MAX_TOKENS},
+                                     "llm_config": {"model": shape.model, "max_tokens": MAX_TOKENS},
                                      "prompt_template": prompt(dag_id, agent_name(i))}
+            if shape.budget_agents:
+                agent["critical"] = False
             if shape.layers > 1 and (deps := layered_dependencies(shape, i)):
                 agent["dependencies"] = [agent_name(d) for d in deps]
             agents.append(agent)
-    return {"kind": "Workflow", "version": 1, "name": dag_id, "module": MODULE, "schedule": None,
+    spec = {"kind": "Workflow", "version": 1, "name": dag_id, "module": MODULE, "schedule": None,
             "description": f"Scale benchmark, shape {shape.key}: {shape.title}",
             "max_parallel_agents": 500, "timeout": 1800, "agents": agents}
+    if shape.budget_agents:
+        spec.update(cost_budget=budget_usd(shape), allow_partial_completion=True)
+    return spec
+
+
+def budget_usd(shape: Shape) -> float:
+    """What about ``budget_agents`` agents cost at most: each one request of the generated prompt and
+    up to max_tokens (the ledger reserves that worst case, then settles the real usage)."""
+    from erp_agents.costs.pricing import worst_case_micros
+
+    return round(shape.budget_agents * worst_case_micros(shape.model, "openai", None, BUDGET_PROMPT_TOKENS, MAX_TOKENS)
+                 / 1e6, 6)
 
 
 BASELINE_DAG = '''"""Baseline of bench/scale.py shape {key}: the same graph as PythonOperator tasks on workers."""
@@ -261,13 +282,15 @@ class Topology:
 class Embedded(Topology):
     name = "embedded"
 
-    def __init__(self, work: Path, dags: Path, latency: float, env: dict[str, str]) -> None:
+    def __init__(self, work: Path, dags: Path, latency: float, env: dict[str, str],
+                 limits: RateLimitConfig = UNBOUND, faults: dict[str, Any] | None = None) -> None:
         from erp_agents.stack import Deployment
         from include.llm_simulator.testing import running_simulator
 
         self.simulator_log = work / "simulator.jsonl"
-        self._sim_cm = running_simulator(latency=latency, log_path=self.simulator_log, rpm=UNBOUND.requests_per_minute,
-                                         tpm=UNBOUND.tokens_per_minute, max_concurrent=UNBOUND.concurrent_requests)
+        self._sim_cm = running_simulator(latency=latency, log_path=self.simulator_log, rpm=limits.requests_per_minute,
+                                         tpm=limits.tokens_per_minute, max_concurrent=limits.concurrent_requests,
+                                         **(faults or {}))
         sim = self._sim_cm.__enter__()
         conn = json.dumps({"conn_type": "openai", "password": "sim-key", "host": sim.openai_base_url})
         self.deployment = Deployment(home=work / "home", dags_folder=dags, api_port=0)
@@ -300,12 +323,15 @@ class Embedded(Topology):
 class OnCluster(Topology):
     name = "cluster"
 
-    def __init__(self, work: Path, dags: Path, latency: float, env: dict[str, str], engine: EngineConfig) -> None:
+    def __init__(self, work: Path, dags: Path, latency: float, env: dict[str, str], engine: EngineConfig,
+                 faults: dict[str, Any] | None = None) -> None:
         from erp_agents.stack.cluster import POSTGRES, Cluster
         from erp_agents.stack.cluster_settings import GOVERNANCE_DB, METADATA_DB
 
-        env = {**env, "LLM_SIM_RPM": str(UNBOUND.requests_per_minute), "LLM_SIM_TPM": str(UNBOUND.tokens_per_minute),
-               "LLM_SIM_MAX_CONCURRENT": str(UNBOUND.concurrent_requests)}
+        limits = engine.rate_limit_config
+        env = {**env, "LLM_SIM_RPM": str(limits.requests_per_minute), "LLM_SIM_TPM": str(limits.tokens_per_minute),
+               "LLM_SIM_MAX_CONCURRENT": str(limits.concurrent_requests),
+               **{f"LLM_SIM_{k.upper()}": str(v) for k, v in (faults or {}).items()}}
         self._saved_env = {name: os.environ.get(name) for name in env}
         os.environ.update(env)  # the components inherit it (ERP data, the simulator's limits); down() restores it
         self.cluster = Cluster(home=work / "cluster", api_port=0, simulator_latency=latency, dags_folder=dags, engine=engine)
@@ -439,6 +465,8 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
         "task_states": dict(sorted(_count(r["state"] or "none" for r in agents).items())),
         "task_retries": sum(1 for r in agents if (r["try_number"] or 1) > 1),
         "pss_mib": peaks, "load_1m_end": round(os.getloadavg()[0], 2),
+        "requests_per_agent": round(len(served) / shape.requests, 3),
+        "faults_injected": sum(1 for e in served if e.get("fault")),
         "_runs": runs, "_entries": entries, **extra,
     }
 
@@ -448,6 +476,31 @@ def _count(values: Any) -> dict[str, int]:
     for v in values:
         out[v] = out.get(v, 0) + 1
     return out
+
+
+def limit_figures(phase: dict[str, Any], limits: RateLimitConfig, latency: float) -> dict[str, Any]:
+    """Rejections, the busiest 60 s window over the limit, utilization while saturated and wall time over the
+    ideal, from the simulator's own log (bench/ratelimit.py's analysis, on the deployment's requests)."""
+    from bench.ratelimit import analyse
+
+    figures = analyse(phase["_entries"], limits.requests_per_minute or 10**9, limits.tokens_per_minute or 10**12,
+                      60.0, latency)
+    figures["wall_over_ideal"] = round(phase["wall_s"] / figures["ideal_wall_s"], 2) if figures["ideal_wall_s"] else None
+    return figures
+
+
+def budget_figures(phase: dict[str, Any], shape: Shape, governance_url: str, metadata_url: str) -> dict[str, Any]:
+    """The budget, what the ledger settled against it, agents refused, the headroom left idle and ledger
+    operations per second (a reserve and a settle or release per request, one refused reserve per refusal)."""
+    budget = round(budget_usd(shape) * 1e6)
+    calls = ledger_calls(governance_url, phase["_runs"])
+    spent = sum(int(c["actual_micros"] or 0) for c in calls if c["state"] == "settled")
+    rows = task_rows(metadata_url, phase["_runs"])
+    refused = sum(1 for r in rows if r["task_id"] != SUMMARY and r["state"] in ("failed", "upstream_failed"))
+    return {"budget_usd": budget / 1e6, "settled_usd": spent / 1e6, "within_budget": spent <= budget,
+            "agents_refused": refused, "agents_succeeded": sum(1 for r in rows if r["task_id"] != SUMMARY and r["state"] == "success"),
+            "idle_headroom": round((budget - spent) / budget, 4),
+            "ledger_ops_per_s": round((2 * len(calls) + refused) / phase["wall_s"], 1) if phase["wall_s"] else None}
 
 
 # -- faults at scale (cluster) ------------------------------------------------------------------------
@@ -577,13 +630,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--baseline", default="", help="shapes also run as PythonOperator tasks, e.g. a")
     parser.add_argument("--latency", type=float, default=5.0)
     parser.add_argument("--faults", action="store_true", help="cluster: shape (a) with a worker killed and a triggerer restarted")
+    parser.add_argument("--limits", default="", help="RPM,TPM,CONCURRENT for the engine and the simulator (shape r), "
+                                                     "e.g. 300,60000,50; default: far above the load")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests the simulator fails")
+    parser.add_argument("--fault-kinds", default="429,500,503,drop,malformed", help="with --fault-rate")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument("--json", help="where to write the figures (default bench/results/scale_<topology>.json)")
     args = parser.parse_args(argv)
     if args.faults and args.topology != "cluster":
         parser.error("--faults needs --topology cluster")
+    keys = args.shapes.split(",")
+    if ("r" in keys) != bool(args.limits) or ("r" in keys and len(keys) > 1):
+        parser.error("shape r runs alone and with --limits (binding limits apply to the whole deployment)")
     return args
+
+
+def limits_of(text_: str) -> RateLimitConfig:
+    if not text_:
+        return UNBOUND
+    rpm, tpm, concurrent = (int(v) for v in text_.split(","))
+    return RateLimitConfig(requests_per_minute=rpm, requests_per_hour=None, requests_per_day=None,
+                           tokens_per_minute=tpm, concurrent_requests=concurrent)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -595,16 +663,18 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix=f"erp-scale-{args.topology}-"))
     dags = work / "dags"
     invoices = write_erp_data(work / "erp_data")
-    engine = EngineConfig(rate_limit_config=UNBOUND)
+    limits = limits_of(args.limits)
+    engine = EngineConfig(rate_limit_config=limits)
+    faults = {"fault_rate": args.fault_rate, "fault_kinds": args.fault_kinds} if args.fault_rate else None
     env = {"ERP_DATA_DIR": str(work / "erp_data")}
     write_dags_folder(dags, shapes, baselines, invoices, engine if args.topology == "embedded" else None)
     print(f"work folder {work}", flush=True)
     began = time.monotonic()
     if args.topology == "cluster":
         reset_cluster_databases()
-        topology: Topology = OnCluster(work, dags, args.latency, env, engine)
+        topology: Topology = OnCluster(work, dags, args.latency, env, engine, faults)
     else:
-        topology = Embedded(work, dags, args.latency, env)
+        topology = Embedded(work, dags, args.latency, env, limits, faults)
     print(f"{topology.name} up after {time.monotonic() - began:.0f} s; api {topology.api_url}", flush=True)
     phases: list[dict[str, Any]] = []
     checks: dict[str, Any] = {}
@@ -614,13 +684,19 @@ def main(argv: list[str] | None = None) -> int:
             everything = [d for s in shapes for d in s.dag_ids()] + [d for s in baselines for d in s.dag_ids("plain")]
             wait_for_dags(api, everything, timeout=300)
             for shape in shapes:
-                faults = args.faults and shape.key == "a"
-                print(f"shape {shape.key}: {shape.title}{' with faults' if faults else ''} ...", flush=True)
+                killing = args.faults and shape.key == "a"
+                print(f"shape {shape.key}: {shape.title}{' with faults' if killing else ''} ...", flush=True)
                 phase = run_phase(topology, api, shape, prefix="scale", latency=args.latency, timeout=args.timeout,
-                                  during=inject_faults(topology, shape.requests) if faults else None)  # type: ignore[arg-type]
-                if faults:
+                                  during=inject_faults(topology, shape.requests) if killing else None)  # type: ignore[arg-type]
+                if killing:
                     checks = check_faults(phase, topology.governance_url)
                     print(f"  faults: {json.dumps(checks)}", flush=True)
+                if shape.key == "r":
+                    phase["limits"] = limit_figures(phase, limits, args.latency)
+                    print(f"  limits: {json.dumps(phase['limits'])}", flush=True)
+                if shape.budget_agents:
+                    phase["budget"] = budget_figures(phase, shape, topology.governance_url, topology.metadata_url)
+                    print(f"  budget: {json.dumps(phase['budget'])}", flush=True)
                 phases.append(phase)
                 print(f"  {phase['wall_s']} s ({phase['x_bound']}x the bound), peak {phase['peak_in_flight']} in flight, "
                       f"runs {set(phase['runs'].values())}", flush=True)
@@ -636,13 +712,15 @@ def main(argv: list[str] | None = None) -> int:
     for p in phases:
         p.pop("_entries", None), p.pop("_runs", None)
     figures = {"topology": topology.name, "latency_s": args.latency, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-               "cpus": os.cpu_count(), "phases": phases, "faults": checks or None}
+               "cpus": os.cpu_count(), "limits": limits.model_dump(), "fault_rate": args.fault_rate,
+               "phases": phases, "faults": checks or None}
     out = Path(args.json) if args.json else ROOT / "bench" / "results" / f"scale_{topology.name}.json"
     out.write_text(json.dumps(figures, indent=2, default=str))
     print(f"wrote {out}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    failed = [p for p in phases if set(p["runs"].values()) != {"success"} or p["rate_limited_429"]]
+    failed = [p for p in phases if p["rate_limited_429"] or (
+        not p["shape"] == "m" and set(p["runs"].values()) != {"success"}) or not p.get("budget", {}).get("within_budget", True)]
     return 1 if failed or (checks and not checks["ok"]) else 0
 
 

@@ -1,4 +1,4 @@
-"""Faults at scale on the Celery cluster: while 100 agents run, one Celery worker is killed with
+"""Faults at scale on the Celery cluster: while 60 agents run, one Celery worker is killed with
 SIGKILL and one triggerer is restarted. The runs still complete; the simulator saw no request over a
 rate limit; the ledger charged no agent more often than the simulator served it; every served request
 it did not charge, and every hold left behind, belongs to a request in flight while the triggerer was
@@ -31,8 +31,8 @@ from erp_agents.stack.cluster import POSTGRES, REDIS
 from erp_agents.stack.rest import AirflowApi
 from tests.services import require
 
-LATENCY = 5.0
-SHAPE = Shape("a", "4 workflows x 25 independent agents", workflows=4, agents=25)
+LATENCY = 4.0
+SHAPE = Shape("a", "2 workflows x 30 independent agents", workflows=2, agents=30)
 
 
 def _address(text_: str) -> tuple[str, int]:

@@ -55,10 +55,11 @@ def test_eight_independent_agents_overlap_and_fan_in(engine, sim):
     assert last["ts_start"] >= max(r["ts_end"] for r in first_eight)  # the fan-in waited for them
     wall = last["ts_end"] - requests[0]["ts_start"]
     # Two levels of calls take 2 latencies; between them Airflow needs one triggerer loop turn to record
-    # the ends, a scheduler pass and another turn to load the fan-in (1-3 s on 2 cores). Run one at a
-    # time the nine calls would take 9 latencies; overlapped they take 2 plus that gap.
+    # the ends, a scheduler pass and another turn to load the fan-in: 1-3 s on 2 cores, up to 4.7 s seen
+    # while the rest of the suite loaded the machine. Run one at a time the nine calls would take 9
+    # latencies (27 s); overlapped they take 2 plus that gap.
     level_gap = wall - (last["ts_end"] - last["ts_start"]) - max(r["ts_end"] - r["ts_start"] for r in first_eight)
-    assert wall < 3 * LATENCY + 1.5, (wall, level_gap)
+    assert wall < 3 * LATENCY + 3, (wall, level_gap)
     assert result.agent_results["combine"].output == last["response"]["choices"][0]["message"]["content"]
 
 
