@@ -54,6 +54,7 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
+from collections import Counter  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
@@ -408,16 +409,23 @@ class MemoryPeaks(threading.Thread):
         return {name: round(value / 2**20) for name, value in self.peaks.items()}
 
 
-def task_rows(metadata_url: str, runs: dict[str, str]) -> list[dict[str, Any]]:
-    engine = create_engine(metadata_url, poolclass=NullPool)
+def query(url: str, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of one read against a deployment's database, on a connection of its own."""
+    engine = create_engine(url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT dag_id, run_id, task_id, map_index, state, start_date, end_date, try_number FROM task_instance "
-                "WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)"), {"dags": list(runs), "runs": list(runs.values())}).all()
+            return [dict(r._mapping) for r in conn.execute(text(sql), params).all()]
     finally:
         engine.dispose()
-    return [dict(r._mapping) for r in rows]
+
+
+def _of_runs(runs: dict[str, str]) -> dict[str, Any]:
+    return {"dags": list(runs), "runs": list(runs.values())}
+
+
+def task_rows(metadata_url: str, runs: dict[str, str]) -> list[dict[str, Any]]:
+    return query(metadata_url, "SELECT dag_id, run_id, task_id, map_index, state, start_date, end_date, try_number "
+                 "FROM task_instance WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)", _of_runs(runs))
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -462,20 +470,13 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
         "rate_limited_429": sum(1 for e in entries if e.get("limited_by")),
         "peak_in_flight": peak_in_flight(served),
         "start_latency_s": percentiles([e["ts_start"] - t0_wall for e in served]),
-        "task_states": dict(sorted(_count(r["state"] or "none" for r in agents).items())),
+        "task_states": dict(sorted(Counter(r["state"] or "none" for r in agents).items())),
         "task_retries": sum(1 for r in agents if (r["try_number"] or 1) > 1),
         "pss_mib": peaks, "load_1m_end": round(os.getloadavg()[0], 2),
         "requests_per_agent": round(len(served) / shape.requests, 3),
         "faults_injected": sum(1 for e in served if e.get("fault")),
         "_runs": runs, "_entries": entries, **extra,
     }
-
-
-def _count(values: Any) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        out[v] = out.get(v, 0) + 1
-    return out
 
 
 def limit_figures(phase: dict[str, Any], limits: RateLimitConfig, latency: float) -> dict[str, Any]:
@@ -530,15 +531,8 @@ def inject_faults(topology: OnCluster, requests: int, share: float = 0.4, timeou
 
 
 def ledger_calls(governance_url: str, runs: dict[str, str]) -> list[dict[str, Any]]:
-    engine = create_engine(governance_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text("SELECT dag_id, task_id, state, actual_micros, expires_at FROM erp_ledger_calls "
-                                     "WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)"),
-                                {"dags": list(runs), "runs": list(runs.values())}).all()
-    finally:
-        engine.dispose()
-    return [dict(r._mapping) for r in rows]
+    return query(governance_url, "SELECT dag_id, task_id, state, actual_micros, expires_at FROM erp_ledger_calls "
+                 "WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)", _of_runs(runs))
 
 
 def expire_and_count_reserved(governance_url: str, runs: dict[str, str], holds: list[dict[str, Any]]) -> int:
@@ -550,17 +544,11 @@ def expire_and_count_reserved(governance_url: str, runs: dict[str, str], holds: 
     if holds:
         while ledger._expire(max(float(h["expires_at"]) for h in holds) + 1):
             pass
-    engine = create_engine(governance_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            keys = [f"run:{dag}/{run}" for dag, run in runs.items()]
-            agents = [f"agent:{dag}/{run}/%" for dag, run in runs.items()]
-            reserved = conn.execute(text(
-                "SELECT coalesce(sum(reserved_micros), 0) FROM erp_ledger_accounts WHERE key = ANY(:keys) "
-                "OR key LIKE ANY(:agents)"), {"keys": keys, "agents": agents}).scalar()
-    finally:
-        engine.dispose()
-    return int(reserved or 0)
+    [row] = query(governance_url, "SELECT coalesce(sum(reserved_micros), 0) AS reserved FROM erp_ledger_accounts "
+                  "WHERE key = ANY(:keys) OR key LIKE ANY(:agents)",
+                  {"keys": [f"run:{dag}/{run}" for dag, run in runs.items()],
+                   "agents": [f"agent:{dag}/{run}/%" for dag, run in runs.items()]})
+    return int(row["reserved"] or 0)
 
 
 def check_faults(phase: dict[str, Any], governance_url: str) -> dict[str, Any]:
@@ -587,7 +575,7 @@ def check_faults(phase: dict[str, Any], governance_url: str) -> dict[str, Any]:
         "runs_succeeded": all(s == "success" for s in phase["runs"].values()),
         "rate_limited_429": phase["rate_limited_429"],
         "held_after_run": len(holds),
-        "calls_by_state": _count(c["state"] for c in calls),
+        "calls_by_state": dict(Counter(c["state"] for c in calls)),
         "reserved_after_expiry_micros": expire_and_count_reserved(governance_url, phase["_runs"], holds),
         "agents_charged_more_than_served": over,
         "served_not_charged": uncharged, "in_flight_while_triggerer_stopped": in_flight_during_stop,
