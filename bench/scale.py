@@ -14,7 +14,13 @@ as a 429; concurrency is 500 per workflow):
 - b: one workflow of 500 independent agents;
 - c: one fan-out agent over 500 open invoices (chunks of 50: 10 mapped tasks);
 - d: 5 workflows of 120 agents in 4 layers, each agent after 2 of the layer before;
-- e: one fan-out agent over 2,000 open invoices (40 mapped tasks).
+- e: one fan-out agent over 2,000 open invoices (40 mapped tasks);
+- r (alone, with ``--limits RPM,TPM,CONCURRENT``): 12 workflows of 50 agents under limits that bind;
+- m: one workflow of 500 agents racing for a run budget worth about 100 of them; m0 is the same
+  workflow with budgets off, its baseline.
+
+``--fault-rate 0.1`` makes the simulator fail that share of requests (``--fault-kinds``); the table's
+task retries and worker processes then show whether the failures stayed inside the calls.
 
 For each shape it prints the wall time (from the first trigger to the last agent task's end in the
 metadata DB), the lower bound (latency x dependency depth) and their ratio, peak requests in flight
@@ -50,6 +56,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
+import signal  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -86,6 +93,7 @@ class Shape:
     layers: int = 1
     items: int = 0  # fan-out items (one agent)
     budget_agents: int = 0  # a run budget worth about this many agents (shape m)
+    enforce_budget: bool = True  # False: the same agents with no budget set (the baseline of m)
     model: str = MODEL
 
     def dag_ids(self, prefix: str = "scale") -> list[str]:
@@ -106,6 +114,8 @@ SHAPES = {
     "r": Shape("r", "12 workflows x 50 agents under binding rate limits", workflows=12, agents=50),
     "m": Shape("m", "1 workflow of 500 agents racing for a budget worth about 100", workflows=1, agents=500,
                budget_agents=100, model="gpt-4o"),
+    "m0": Shape("m0", "shape m with budgets off (its baseline)", workflows=1, agents=500, budget_agents=100,
+                model="gpt-4o", enforce_budget=False),
 }
 BUDGET_PROMPT_TOKENS = 40  # about what one of the generated prompts counts
 AP_ITEMS, ALL_ITEMS = 500, 2000  # shape c reviews the AP invoices, shape e all of them
@@ -155,7 +165,7 @@ def workflow_spec(shape: Shape, dag_id: str) -> dict[str, Any]:
     spec = {"kind": "Workflow", "version": 1, "name": dag_id, "module": MODULE, "schedule": None,
             "description": f"Scale benchmark, shape {shape.key}: {shape.title}",
             "max_parallel_agents": 500, "timeout": 1800, "agents": agents}
-    if shape.budget_agents:
+    if shape.budget_agents and shape.enforce_budget:
         spec.update(cost_budget=budget_usd(shape), allow_partial_completion=True)
     return spec
 
@@ -424,8 +434,18 @@ def _of_runs(runs: dict[str, str]) -> dict[str, Any]:
 
 
 def task_rows(metadata_url: str, runs: dict[str, str]) -> list[dict[str, Any]]:
-    return query(metadata_url, "SELECT dag_id, run_id, task_id, map_index, state, start_date, end_date, try_number "
+    return query(metadata_url, "SELECT dag_id, run_id, task_id, map_index, state, start_date, end_date, try_number, pid "
                  "FROM task_instance WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)", _of_runs(runs))
+
+
+def worker_processes(metadata_url: str, runs: dict[str, str], rows: list[dict[str, Any]]) -> int:
+    """Task processes that ran on a worker: every try that a worker started records its pid (the
+    execution API's start call); a try that started and ended in the triggerer has none. Earlier tries
+    are in task_instance_history."""
+    earlier = query(metadata_url, "SELECT count(*) AS n FROM task_instance_history WHERE dag_id = ANY(:dags) "
+                    "AND run_id = ANY(:runs) AND pid IS NOT NULL AND task_id != :summary",
+                    {**_of_runs(runs), "summary": SUMMARY})
+    return sum(1 for r in rows if r["pid"] is not None) + int(earlier[0]["n"])
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -472,11 +492,31 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
         "start_latency_s": percentiles([e["ts_start"] - t0_wall for e in served]),
         "task_states": dict(sorted(Counter(r["state"] or "none" for r in agents).items())),
         "task_retries": sum(1 for r in agents if (r["try_number"] or 1) > 1),
+        "worker_processes": worker_processes(topology.metadata_url, runs, agents),
         "pss_mib": peaks, "load_1m_end": round(os.getloadavg()[0], 2),
         "requests_per_agent": round(len(served) / shape.requests, 3),
         "faults_injected": sum(1 for e in served if e.get("fault")),
+        "timeline_s": timeline(topology, runs, agents, served, t0_wall),
         "_runs": runs, "_entries": entries, **extra,
     }
+
+
+def timeline(topology: Topology, runs: dict[str, str], agents: list[dict[str, Any]], served: list[dict[str, Any]],
+             t0_wall: float) -> dict[str, dict[str, float]]:
+    """Where an agent's time goes, each stage as percentiles of seconds after the first trigger: deferred by
+    the scheduler (its task's start), reserved in the ledger (after the rate limiter admitted it), sent to
+    and answered by the simulator, settled in the ledger, and the task's end in the metadata DB."""
+    calls = query(topology.governance_url, "SELECT created_at, settled_at FROM erp_ledger_calls "
+                  "WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)", _of_runs(runs))
+    stamps = {
+        "deferred": [r["start_date"].timestamp() for r in agents if r["start_date"] is not None],
+        "reserved": [float(c["created_at"]) for c in calls if c["created_at"] is not None],
+        "sent": [e["ts_start"] for e in served],
+        "answered": [e["ts_end"] for e in served if e.get("ts_end")],
+        "settled": [float(c["settled_at"]) for c in calls if c["settled_at"] is not None],
+        "ended": [r["end_date"].timestamp() for r in agents if r["end_date"] is not None],
+    }
+    return {stage: percentiles([t - t0_wall for t in values]) for stage, values in stamps.items()}
 
 
 def limit_figures(phase: dict[str, Any], limits: RateLimitConfig, latency: float) -> dict[str, Any]:
@@ -498,7 +538,8 @@ def budget_figures(phase: dict[str, Any], shape: Shape, governance_url: str, met
     spent = sum(int(c["actual_micros"] or 0) for c in calls if c["state"] == "settled")
     rows = task_rows(metadata_url, phase["_runs"])
     refused = sum(1 for r in rows if r["task_id"] != SUMMARY and r["state"] in ("failed", "upstream_failed"))
-    return {"budget_usd": budget / 1e6, "settled_usd": spent / 1e6, "within_budget": spent <= budget,
+    return {"budget_usd": budget / 1e6, "enforced": shape.enforce_budget, "settled_usd": spent / 1e6,
+            "within_budget": spent <= budget,
             "agents_refused": refused, "agents_succeeded": sum(1 for r in rows if r["task_id"] != SUMMARY and r["state"] == "success"),
             "idle_headroom": round((budget - spent) / budget, 4),
             "ledger_ops_per_s": round((2 * len(calls) + refused) / phase["wall_s"], 1) if phase["wall_s"] else None}
@@ -595,7 +636,7 @@ def check_faults(phase: dict[str, Any], governance_url: str) -> dict[str, Any]:
 def print_table(phases: list[dict[str, Any]], topology: str) -> None:
     print(f"\nbench/scale.py on the {topology} topology")
     head = (f"{'shape':<6}{'variant':<15}{'wall s':>8}{'bound s':>9}{'x bound':>9}{'in flight':>11}{'requests':>12}"
-            f"{'start p50/p90/p99 s':>22}{'retries':>9}  peak PSS MiB")
+            f"{'start p50/p90/p99 s':>22}{'retries':>9}{'worker procs':>14}  peak PSS MiB")
     print(head)
     print("-" * len(head))
     for p in phases:
@@ -604,7 +645,14 @@ def print_table(phases: list[dict[str, Any]], topology: str) -> None:
         mem = ", ".join(f"{k} {v}" for k, v in p["pss_mib"].items())
         print(f"{p['shape']:<6}{p['variant']:<15}{p['wall_s']:>8}{p['lower_bound_s']:>9}{p['x_bound']:>9}"
               f"{p['peak_in_flight']:>11}{str(p['requests']) + '/' + str(p['requests_expected']):>12}{starts:>22}"
-              f"{p['task_retries']:>9}  {mem}")
+              f"{p['task_retries']:>9}{p['worker_processes']:>14}  {mem}")
+    print("\ntimeline, p50/p90/max seconds after the first trigger")
+    stages = ("deferred", "reserved", "sent", "answered", "settled", "ended")
+    print(f"{'shape':<6}{'variant':<15}" + "".join(f"{s:>18}" for s in stages))
+    for p in phases:
+        cells = [p["timeline_s"].get(s, {}) for s in stages]
+        print(f"{p['shape']:<6}{p['variant']:<15}"
+              + "".join(f"{str(c.get('p50', '-')) + '/' + str(c.get('p90', '-')) + '/' + str(c.get('max', '-')):>18}" for c in cells))
     for p in phases:
         if set(p["runs"].values()) != {"success"} or p["rate_limited_429"]:
             print(f"  shape {p['shape']} ({p['variant']}): runs {p['runs']}, tasks {p['task_states']}, "
@@ -644,6 +692,7 @@ def limits_of(text_: str) -> RateLimitConfig:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped bench still stops its deployment
     shapes = [SHAPES[k] for k in args.shapes.split(",") if k]
     if args.faults and SHAPES["a"] not in shapes:
         shapes.insert(0, SHAPES["a"])
@@ -708,7 +757,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     failed = [p for p in phases if p["rate_limited_429"] or (
-        not p["shape"] == "m" and set(p["runs"].values()) != {"success"}) or not p.get("budget", {}).get("within_budget", True)]
+        not p["shape"] == "m" and set(p["runs"].values()) != {"success"}) or (
+        p.get("budget", {}).get("enforced") and not p["budget"]["within_budget"])]
     return 1 if failed or (checks and not checks["ok"]) else 0
 
 

@@ -153,3 +153,8 @@ def agent_error_classes() -> dict[str, type[AgentRunError]]:
         found[cls.__name__] = cls
         pending.extend(cls.__subclasses__())
     return found
+
+
+def is_permanent(error_type: str) -> bool:
+    """Whether an error event's type is one retries cannot help (unknown names count as transient)."""
+    return issubclass(agent_error_classes().get(error_type, TransientAgentError), PermanentAgentError)

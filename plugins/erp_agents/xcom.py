@@ -118,6 +118,15 @@ def success_xcoms(
     return values
 
 
+def failure_xcoms(record: CostRecord, items: list[ItemResult] | None = None) -> dict[str, Any]:
+    """What a failed agent task pushes when it ends in the triggerer: its cost record and, for a
+    fan-out chunk, its per-item results (what ``execute_complete`` pushes on the worker path)."""
+    values: dict[str, Any] = {COST_XCOM_KEY: record.to_dict()}
+    if items is not None:
+        values[ITEMS_XCOM_KEY] = [item.model_dump(mode="json") for item in items]
+    return values
+
+
 def pull_agent_outputs(
     ti: _PullsXCom, upstream: dict[str, str], fan_out: tuple[str, ...] = (), map_index: int = -1
 ) -> dict[str, Any]:

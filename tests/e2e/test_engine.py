@@ -113,7 +113,7 @@ def _workflow(name: str, **fields) -> Workflow:
     return Workflow(name=name, agents=agents, **fields)
 
 
-def test_engine_reports_partial_completion_per_agent(engine, simulator):
+def test_engine_reports_partial_completion_per_agent(engine, simulator, deployment):
     workflow_id = engine.register_workflow(_workflow("engine_partial", allow_partial_completion=True))
     assert workflow_id == "engine_partial"
     assert engine.get_workflow_status(workflow_id)["status"] == "registered"
@@ -138,6 +138,15 @@ def test_engine_reports_partial_completion_per_agent(engine, simulator):
     assert status["cost_tracking"]["total_cost"] >= result.total_cost - 0.01
     per_agent = engine.get_agent_status(workflow_id)
     assert "finance.commentary" in str(per_agent) and "failed" in str(per_agent)
+    # The refused agent (no task retries) ended in the triggerer: no worker process ran it.
+    db = create_engine(deployment.env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+    try:
+        with db.connect() as conn:
+            row = conn.execute(text("SELECT state, pid, try_number FROM task_instance WHERE dag_id = :d AND run_id = :r "
+                                    "AND task_id = 'finance.commentary'"), {"d": workflow_id, "r": result.run_id}).one()
+    finally:
+        db.dispose()
+    assert (row.state, row.pid, row.try_number) == ("failed", None, 1), row
 
 
 def test_engine_run_fails_without_partial_completion_and_keeps_the_key_out(engine, simulator, deployment):

@@ -11,7 +11,7 @@ from airflow.triggers.base import TaskSuccessEvent
 from erp_agents.factory.plan import plan_workflow
 from erp_agents.spec.models import Agent, LLMConfig, RetryPolicy, RetryStrategy, Workflow
 from erp_agents.triggers.agent import AgentTrigger
-from erp_agents.xcom import agent_output
+from erp_agents.xcom import COST_XCOM_KEY, agent_output
 from include.llm_simulator.testing import running_simulator
 
 KEY = "sk-unit-test-key-abcdef0123456789"
@@ -172,3 +172,32 @@ def test_prompts_cannot_reach_connections_or_variables(sim):
     [event] = _events(AgentTrigger(invocation=payload, end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""}))
     assert event.payload["status"] == "error" and "'conn' is undefined" in event.payload["message"]
     assert sim.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "task_retries", "ends_here"),
+    [
+        ("500", 1, True),   # retryable: Airflow retries a failed task itself, no worker needed
+        ("400", 0, True),   # permanent, no retries to avoid: failed is final either way
+        ("400", 1, False),  # permanent with a retry left: only AirflowFailException on a worker stops it
+    ],
+)
+def test_where_a_failed_agent_ends(sim, fault, task_retries, ends_here):
+    from airflow.triggers.base import TaskFailedEvent
+
+    sim.script([fault] * 3)
+    [event] = _events(AgentTrigger(invocation=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""},
+                                   task_retries=task_retries, end_failures_in_triggerer=True))
+    assert isinstance(event, TaskFailedEvent) is ends_here
+    if ends_here:
+        record = event.xcoms[COST_XCOM_KEY]
+        assert record["status"] == "failed" and record["failed_calls"] >= 1
+    else:
+        assert event.payload["error_type"] == "PermanentAgentError"
+
+
+def test_failures_resume_on_a_worker_when_the_task_has_failure_callbacks(sim):
+    sim.script(["500"] * 3)
+    [event] = _events(AgentTrigger(invocation=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""},
+                                   task_retries=1, end_failures_in_triggerer=False))
+    assert event.payload["status"] == "error"

@@ -88,7 +88,8 @@ def test_trigger_kwargs_are_json_and_carry_no_secrets(dagbag):
     task = dagbag.dags["erp_nightly"].get_task("finance.ledger_reconciler")
     kwargs = task.start_trigger_args.trigger_kwargs
     text = json.dumps(kwargs)
-    assert set(kwargs) == {"invocation", "end_in_triggerer"}
+    assert set(kwargs) == {"invocation", "end_in_triggerer", "task_retries", "end_failures_in_triggerer"}
+    assert (kwargs["task_retries"], kwargs["end_failures_in_triggerer"]) == (task.retries, True)
     invocation = task.invocation
     assert invocation.upstream == {"bank_loader": "finance.bank_loader", "payroll_export": "hr.payroll_export"}
     assert invocation.provider.conn_id == "openai_default"

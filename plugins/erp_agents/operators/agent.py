@@ -56,11 +56,15 @@ class LLMAgentOperator(BaseOperator):
         typed = load_contract(AgentInvocation, invocation, f"invocation of task {self.task_id!r}")
         self.start_trigger_args = StartTriggerArgs(
             trigger_cls=CLASSPATH,
-            trigger_kwargs={"invocation": typed.to_json(), "end_in_triggerer": True},
+            trigger_kwargs={"invocation": typed.to_json(), "end_in_triggerer": True, **self._failure_ending()},
             next_method="execute_complete",
             next_kwargs=None,
             timeout=timeout,
         )
+
+    def _failure_ending(self) -> dict[str, Any]:
+        """What the trigger needs to end a failure itself (``AgentTrigger._failed``)."""
+        return {"task_retries": int(self.retries or 0), "end_failures_in_triggerer": not self.on_failure_callback}
 
     @cached_property
     def invocation(self) -> AgentInvocation:
@@ -78,6 +82,7 @@ class LLMAgentOperator(BaseOperator):
                 run=run_context(ti, context).model_dump(mode="json"),
                 upstream_outputs=pull_agent_outputs(ti, invocation.upstream, invocation.fan_out_upstream),
                 chunk=self.chunk,
+                **self._failure_ending(),
             ),
             method_name="execute_complete",
             timeout=self.execution_timeout,
@@ -113,8 +118,7 @@ def in_dag_test(context: Any) -> bool:
 def airflow_error(event: AgentFailed, task_id: str) -> Exception:
     """The exception Airflow sees: permanent types fail the task, every other one is retried."""
     message = f"agent {task_id} failed ({event.error_type}): {event.message}"
-    error_class = exceptions.agent_error_classes().get(event.error_type, exceptions.TransientAgentError)
-    if issubclass(error_class, exceptions.PermanentAgentError):
+    if exceptions.is_permanent(event.error_type):
         return AirflowFailException(message)
     retryable: type[Exception] = exceptions.AgentRetryableError
     return retryable(message)

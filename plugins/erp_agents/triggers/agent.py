@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
 from erp_agents.contracts import (
     AgentFailed,
@@ -31,13 +31,13 @@ from erp_agents.contracts import (
     load_contract,
 )
 from erp_agents.costs.record import CostRecord
-from erp_agents.exceptions import AgentRunError
+from erp_agents.exceptions import AgentRunError, is_permanent
 from erp_agents.monitoring import metrics
 from erp_agents.monitoring.outcome import merged_record
 from erp_agents.triggers.fanout import run_chunk
 from erp_agents.triggers.errors import as_agent_error, is_expected, mask, mask_value
 from erp_agents.triggers.runner import run_agent
-from erp_agents.xcom import apull_agent_outputs, apush_cost_record, success_xcoms
+from erp_agents.xcom import apull_agent_outputs, apush_cost_record, failure_xcoms, success_xcoms
 
 CLASSPATH = "erp_agents.triggers.agent.AgentTrigger"
 CANCEL_PUSH_TIMEOUT_S = 10.0
@@ -48,6 +48,10 @@ class AgentTrigger(BaseTrigger):
 
     :param invocation: the ``AgentInvocation`` as stored in the serialized DAG (its JSON text).
     :param end_in_triggerer: end the task here (TaskSuccessEvent) or hand back to ``execute_complete``.
+    :param task_retries: the task's Airflow ``retries``: with none left to avoid, a permanent failure
+        ends here too (see ``_failed``).
+    :param end_failures_in_triggerer: ``False`` when the task has failure callbacks, which run on the
+        worker path.
     :param run: the ``RunContext`` when started from ``execute()``; else read from the task instance.
     :param upstream_outputs: upstream outputs by agent name when started from ``execute()``.
     :param chunk: the ``ItemChunk`` of a fan-out agent's mapped task: its items run concurrently.
@@ -61,9 +65,13 @@ class AgentTrigger(BaseTrigger):
         run: dict[str, Any] | None = None,
         upstream_outputs: dict[str, Any] | None = None,
         chunk: dict[str, Any] | None = None,
+        task_retries: int = 0,
+        end_failures_in_triggerer: bool = False,
     ) -> None:
         super().__init__()
         self.chunk = chunk
+        self.task_retries = task_retries
+        self.end_failures_in_triggerer = end_failures_in_triggerer
         self.raw_invocation = invocation
         self.end_in_triggerer = end_in_triggerer
         self.run_context = run
@@ -82,6 +90,8 @@ class AgentTrigger(BaseTrigger):
             "end_in_triggerer": self.end_in_triggerer,
             "run": self.run_context,
             "upstream_outputs": self.upstream_outputs,
+            "task_retries": self.task_retries,
+            "end_failures_in_triggerer": self.end_failures_in_triggerer,
         }
         if self.chunk is not None:  # only fan-out chunks carry it: stored kwargs of other agents stay as they were
             kwargs["chunk"] = self.chunk
@@ -115,8 +125,7 @@ class AgentTrigger(BaseTrigger):
             self.log.error("Agent %s failed (%s): %s", record.agent, type(error).__name__, error,
                            exc_info=not is_expected(exc))
             _record_agent(record, time.monotonic() - started, "failed")
-            failed = AgentFailed(error_type=type(error).__name__, message=str(error), cost_record=record)
-            yield TriggerEvent(failed.model_dump(mode="json"))
+            yield self._failed(AgentFailed(error_type=type(error).__name__, message=str(error), cost_record=record))
             return
         self.log.info(
             "Agent %s finished: %d calls, %d tokens, $%.6f",
@@ -157,8 +166,7 @@ class AgentTrigger(BaseTrigger):
             record.status, record.error, record.error_type = "failed", str(error), type(error).__name__
             self.log.error("Agent %s chunk failed (%s): %s", record.agent, type(error).__name__, error,
                            exc_info=not is_expected(exc))
-            yield TriggerEvent(AgentFailed(error_type=type(error).__name__, message=str(error),
-                                           cost_record=record).model_dump(mode="json"))
+            yield self._failed(AgentFailed(error_type=type(error).__name__, message=str(error), cost_record=record))
             return
         yield self._chunk_event(items, records, time.monotonic() - started)
 
@@ -173,13 +181,26 @@ class AgentTrigger(BaseTrigger):
             record.status, record.error, record.error_type = "failed", first.error, first.error_type
             _record_agent(record, duration_s, "failed")
             message = f"all {len(items)} items failed; item {first.index}: {first.error}"
-            return TriggerEvent(AgentFailed(error_type=first.error_type or "TransientAgentError", message=message,
-                                            cost_record=record, items=items).model_dump(mode="json"))
+            return self._failed(AgentFailed(error_type=first.error_type or "TransientAgentError", message=message,
+                                            cost_record=record, items=items))
         _record_agent(record, duration_s, "success")
         result = AgentOutput(output=[i.output for i in items], agent=record.agent, model=record.model)
         if self.end_in_triggerer:
             return TaskSuccessEvent(xcoms=success_xcoms(result, record, None, items))
         return TriggerEvent(AgentSucceeded(result=result, cost_record=record, items=items).model_dump(mode="json"))
+
+    def _failed(self, failed: AgentFailed) -> TriggerEvent:
+        """Where a failed agent ends. In the triggerer, with no worker process, whenever Airflow's own
+        handling of a failed task is right: a retryable error (Airflow retries the task if it has
+        retries left, as it would on a worker), or any error of a task without retries. A permanent
+        error of a task with retries left must not be retried, and only ``AirflowFailException`` on a
+        worker can say so: that one, like every failure under ``dag.test()`` or of a task with failure
+        callbacks, resumes ``execute_complete``. So a refused or failed agent no longer waits for a
+        worker slot only to be marked failed."""
+        if self.end_in_triggerer and self.end_failures_in_triggerer and (
+                not is_permanent(failed.error_type) or self.task_retries == 0):
+            return TaskFailedEvent(xcoms=failure_xcoms(failed.cost_record, failed.items))
+        return TriggerEvent(failed.model_dump(mode="json"))
 
     def _run(self) -> RunContext:
         if self.run_context is not None:

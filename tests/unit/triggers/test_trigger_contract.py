@@ -54,8 +54,13 @@ def test_serialize_output_is_pinned():
         "end_in_triggerer": False,
         "run": RUN,
         "upstream_outputs": {"x": 1},
+        "task_retries": 0,
+        "end_failures_in_triggerer": False,
     }
     assert AgentTrigger(**kwargs).serialize() == (classpath, kwargs)
+    # Kwargs stored before the failure-ending fields existed still load, and end failures on a worker.
+    older = {k: v for k, v in kwargs.items() if k not in ("task_retries", "end_failures_in_triggerer")}
+    assert AgentTrigger(**older).serialize() == (classpath, kwargs)
 
 
 @pytest.mark.parametrize("version", [0, 2, None])
