@@ -66,6 +66,11 @@ PINNED_SOURCES = {
     "DBDagBag.get_serialized_dag_model_for_run": "6dd0e4ace35badd97648b65373a4ff36c9c324493ca032e23e34528bdaffaaa0",
     "DBDagBag._version_from_dag_run": "61890cc6412233e02fce6db885bc40d4e6866446334295aa0b5f0b6794707a8d",
 }
+# The two ends of a task callback request that ``skip_success_callback_requests`` drops.
+PINNED_CALLBACK_SOURCES = {
+    "handle_event_submit[BaseTaskEndEvent]": "270677bbb4ecb4736a0aa38abd9e50c70af83458f1f4d95932b245278dff92fc",
+    "dag_processing.processor._execute_task_callbacks": "bffc5c25ac96c6ae75eb82910defaa64118125708bf747a5ba3fac2b4fabadbd",
+}
 
 
 class _VersionCache:
@@ -223,6 +228,37 @@ def _runner_reuses_dags() -> None:
     TriggerRunner.create_runtime_ti = classmethod(create_runtime_ti)  # type: ignore[assignment,method-assign]
 
 
+def skip_success_callback_requests() -> bool:
+    """Do not queue, for every task a trigger ends successfully, a callback that nothing runs.
+
+    When a trigger ends its task (``TaskSuccessEvent``), Airflow 3.3's ``handle_event_submit``
+    stores a ``TaskCallbackRequest`` for it, whether or not the task has any callback; the
+    dag-processor takes them 20 at a time, parses the DAG file again for each batch, and then does
+    not run a success request at all (``_execute_task_callbacks`` runs failure and retry callbacks
+    only, and logs "not a failure callback"). For a workflow of 500 agents that is about 25 parses
+    of a 500-task DAG file (about 1 s each here) competing with the triggerer for the CPU, for
+    nothing. Failure and retry requests still go through. The upstream change it stands in for:
+    send a task callback request only when the task has a callback of that kind (the scheduler's
+    own paths check ``has_on_failure_callback`` first). True when applied."""
+    from airflow import __version__ as airflow_version
+
+    if not airflow_version.startswith(PATCHED_AIRFLOW):
+        log.warning("Airflow %s: every task a trigger ends queues a callback request, as Airflow does it", airflow_version)
+        return False
+    from airflow.callbacks.callback_requests import TaskCallbackRequest
+    from airflow.callbacks.database_callback_sink import DatabaseCallbackSink
+
+    send = DatabaseCallbackSink.send
+
+    def send_unless_never_run(self: DatabaseCallbackSink, callback: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(callback, TaskCallbackRequest) and not callback.is_failure_callback:
+            return
+        send(self, callback, *args, **kwargs)
+
+    DatabaseCallbackSink.send = send_unless_never_run  # type: ignore[method-assign]
+    return True
+
+
 def warm_imports() -> None:
     """Import, before Airflow forks the trigger runner, what the first agents would otherwise import
     on its event loop: the SDKs (anthropic alone took 3.8 s there), pydantic-ai's models and the
@@ -241,6 +277,7 @@ def warm_imports() -> None:
 def main(argv: list[str] | None = None) -> None:
     build_client_at_start()
     reuse_deserialized_dags()
+    skip_success_callback_requests()
     warm_imports()
     # One INFO line per HTTP request from httpx doubles what every agent request writes to the
     # trigger log channel; our own line per model request says more (tokens, cost, latency, retries).

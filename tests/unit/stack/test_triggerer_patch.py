@@ -123,3 +123,36 @@ def test_a_batch_carries_each_dag_version_once_and_the_runner_builds_every_task_
         assert seen[0] is seen[1] is seen[2] and seen[0].get_task("b").task_id == "b"
     finally:
         _restore(*saved)
+
+
+def test_success_callback_requests_stand_in_for_the_airflow_methods_they_were_written_against():
+    import hashlib
+
+    from airflow.dag_processing import processor
+    from airflow.models.trigger import handle_event_submit
+    from airflow.triggers.base import BaseTaskEndEvent
+
+    sources = {"handle_event_submit[BaseTaskEndEvent]": handle_event_submit.registry[BaseTaskEndEvent],
+               "dag_processing.processor._execute_task_callbacks": processor._execute_task_callbacks}
+    found = {name: hashlib.sha256(inspect.getsource(f).encode()).hexdigest() for name, f in sources.items()}
+    changed = sorted(n for n, digest in found.items() if triggerer.PINNED_CALLBACK_SOURCES[n] != digest)
+    assert not changed, (f"Airflow changed {changed}: check whether a success callback request is still sent for "
+                         "every triggerer-ended task and still never run, then update PINNED_CALLBACK_SOURCES")
+
+
+def test_only_callback_requests_that_nothing_runs_are_dropped():
+    from airflow.callbacks.callback_requests import TaskCallbackRequest
+    from airflow.callbacks.database_callback_sink import DatabaseCallbackSink
+    from airflow.utils.state import TaskInstanceState
+
+    original = DatabaseCallbackSink.send
+    sent = []
+    DatabaseCallbackSink.send = lambda self, callback, *a, **k: sent.append(callback.task_callback_type)
+    try:
+        assert triggerer.skip_success_callback_requests() is True
+        for state in (TaskInstanceState.SUCCESS, TaskInstanceState.FAILED, TaskInstanceState.UP_FOR_RETRY):
+            request = TaskCallbackRequest.model_construct(task_callback_type=state)
+            DatabaseCallbackSink().send(request, session=None)
+    finally:
+        DatabaseCallbackSink.send = original
+    assert sent == [TaskInstanceState.FAILED, TaskInstanceState.UP_FOR_RETRY]
