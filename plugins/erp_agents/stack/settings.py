@@ -31,6 +31,9 @@ TUNING: dict[str, str] = {
     "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "16",
     "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "1024",
     "AIRFLOW__TRIGGERER__CAPACITY": "1000",  # triggers one triggerer runs at once
+    # New triggers one triggerer claims per loop turn (Airflow's default 50, for sharing a burst among
+    # triggerers). A turn takes 0.2-1 s on 2 cores, so 50 spread a burst of 500 agents over 5-10 s.
+    "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "500",
     "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "512",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "5",  # per process; PostgreSQL allows 300 connections

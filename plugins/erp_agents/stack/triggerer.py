@@ -51,8 +51,8 @@ def build_client_at_start() -> bool:
     return True
 
 
-# How many deserialized DAG versions each side keeps; more than the triggers one batch may carry
-# (``[triggerer] max_trigger_to_select_per_loop``, 50 by default), see ``send_each_dag_once_per_batch``.
+# How many deserialized DAG versions each side keeps. A batch that names more versions than this
+# sends the DAG with every workload after that point (``send_each_dag_once_per_batch``).
 DAG_CACHE_SIZE = 128
 # The dag_data of a workload whose DAG version went earlier in the same batch.
 DAG_REF_KEY = "__erp_agents_dag_version__"
@@ -108,8 +108,8 @@ def reuse_deserialized_dags() -> bool:
     A serialized DAG version never changes (a changed DAG is a new ``dag_version_id``), so: the
     supervisor keeps the deserialized DAG per version; within one batch of workloads only the first
     of each version carries the DAG, the others name the version (``DAG_REF_KEY``); the runner keeps
-    the DAGs it rebuilt per version and takes the task from there. Batches are at most
-    ``max_trigger_to_select_per_loop`` triggers, fewer versions than the caches hold, so a version
+    the DAGs it rebuilt per version and takes the task from there. Once a batch has named as many
+    versions as the runner's cache holds, the rest of it carries whole DAGs again, so a version
     named in a batch is still cached when its turn comes. The DAG and task objects are only read
     (templates are rendered on the trigger, not the task). The upstream change it stands in for:
     send each DAG version to the runner once, or only the task, and cache deserialized DAGs in the
@@ -185,7 +185,8 @@ def _supervisor_reuses_dags() -> None:
         for workload in build(self, new_trigger_ids):
             if workload.dag_data and workload.ti is not None:
                 version = str(workload.ti.dag_version_id)
-                if version in sent:
+                # A reference is safe while the batch has named fewer versions than the runner keeps.
+                if version in sent and len(sent) < DAG_CACHE_SIZE:
                     workload = workload.model_copy(update={"dag_data": {DAG_REF_KEY: version}})
                 sent.add(version)
             batch.append(workload)

@@ -101,6 +101,14 @@ def test_a_batch_carries_each_dag_version_once_and_the_runner_builds_every_task_
             sent = TriggerRunnerSupervisor.build_trigger_workloads(mock.Mock(), {1, 2, 3})
         # The second task of the same version names it; another version carries its own DAG.
         assert [w.dag_data for w in sent] == [encoded, {triggerer.DAG_REF_KEY: str(version)}, encoded]
+        # A batch that names as many versions as the runner keeps sends whole DAGs from then on: a
+        # reference could otherwise name a version the runner has already let go.
+        repeat = [workload(1, "a"), workload(2, "a", other), workload(3, "b")]
+        with mock.patch.object(triggerer, "DAG_CACHE_SIZE", 2), \
+                mock.patch.object(TriggerRunnerSupervisor, "build_trigger_workloads", return_value=repeat):
+            triggerer._supervisor_reuses_dags()
+            assert [w.dag_data for w in TriggerRunnerSupervisor.build_trigger_workloads(mock.Mock(), {1, 2, 3})] == [
+                encoded, encoded, encoded]
         with mock.patch.object(DagSerialization, "from_dict", wraps=DagSerialization.from_dict) as from_dict:
             first = TriggerRunner.create_runtime_ti(sent[0].ti, sent[0].dag_data, run)
             second = TriggerRunner.create_runtime_ti(sent[1].ti, sent[1].dag_data, run)
