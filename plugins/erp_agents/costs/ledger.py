@@ -231,6 +231,10 @@ class Ledger:
     def _settle_sync(self, reservation: Reservation, actual: int, detail: ChargeDetail) -> None:
         now = time.time()
         with self._begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # A charge is money the provider has billed: its commit waits for the WAL flush even on
+                # a server whose default is not to (the embedded one, tuned for Airflow's own writes).
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = on")
             _lock_accounts(conn, sorted(reservation.accounts))
             call = _lock_call(conn, reservation.key)
             if call is not None and call.state == "settled":

@@ -82,3 +82,28 @@ def test_killed_holder_gives_its_reservation_back_after_expiry(url: str) -> None
     report = ledger.spend(dag_id="race", run_id=run_id)
     assert (report.calls, report.total_micros, report.expired_calls, report.in_flight_micros) == (1, 700, 1, 0)
     ledger.close()
+
+
+def test_a_charge_waits_for_the_wal_flush_even_where_the_server_does_not(pg_url: str) -> None:
+    """The embedded server runs with ``synchronous_commit=off`` (for Airflow's own writes); a settled
+    charge is money already billed, so its transaction turns durable commits back on."""
+    from sqlalchemy import event
+
+    engine = create_engine(pg_url)
+    seen: list[str] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        if "synchronous_commit" in statement:
+            seen.append(statement)
+
+    ledger = Ledger(engine)
+    key = CallKey("wal", uuid.uuid4().hex, "t", -1, 1, 1)
+
+    async def reserve_and_settle() -> None:
+        held = await ledger.reserve(key, [Account("run:wal/x", 10_000, "run")], 500)
+        await ledger.settle(held, 400, ChargeDetail(model="m", provider="p", module="HR"))
+
+    asyncio.run(reserve_and_settle())
+    ledger.close()
+    assert seen == ["SET LOCAL synchronous_commit = on"]  # the settle only: a hold is not money yet
