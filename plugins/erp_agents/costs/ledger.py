@@ -30,6 +30,7 @@ from tenacity import retry_if_exception, stop_after_attempt, wait_exponential_ji
 from tenacity import Retrying
 
 from erp_agents.costs.ledger_report import charges_of, spend_of
+from erp_agents.batching import Coalescer
 from erp_agents.costs.ledger_tables import accounts as accounts_t
 from erp_agents.costs.ledger_tables import calls as calls_t
 from erp_agents.costs.ledger_tables import metadata
@@ -108,6 +109,9 @@ class Ledger:
         self._known_accounts: set[str] = set()
         self._next_expiry = 0.0
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiters] = weakref.WeakKeyDictionary()
+        # Requests that finish together settle in one transaction: their accounts locked once, one commit.
+        self._settles: Coalescer[tuple[Reservation, int, ChargeDetail]] = Coalescer(
+            lambda batch: self._run(lambda: self._settle_all(batch)), executor=self._executor)
         self._run(self._create_tables)
 
     # ---- async API -------------------------------------------------------------------------------
@@ -142,7 +146,7 @@ class Ledger:
 
     async def settle(self, reservation: Reservation, actual_micros: int, detail: ChargeDetail) -> None:
         """Charge the real cost and free the rest; a second settle of the same key does nothing."""
-        await self._in_thread(self._settle_sync, reservation, actual_micros, detail)
+        await self._settles.submit((reservation, actual_micros, detail))
         self._notify()
 
     async def release(self, reservation: Reservation) -> None:
@@ -229,37 +233,46 @@ class Ledger:
         return Reservation(key, tuple(keys), amount, now + self.reservation_ttl_s)
 
     def _settle_sync(self, reservation: Reservation, actual: int, detail: ChargeDetail) -> None:
+        self._settle_all([(reservation, actual, detail)])
+
+    def _settle_all(self, settles: Sequence[tuple[Reservation, int, ChargeDetail]]) -> None:
+        """Charge real costs and free the rest, for many calls in one transaction; a call already
+        settled is left as it is (a second settle of the same key does nothing)."""
         now = time.time()
         with self._begin() as conn:
             if conn.dialect.name == "postgresql":
                 # A charge is money the provider has billed: its commit waits for the WAL flush even on
                 # a server whose default is not to (the embedded one, tuned for Airflow's own writes).
                 conn.exec_driver_sql("SET LOCAL synchronous_commit = on")
-            _lock_accounts(conn, sorted(reservation.accounts))
-            call = _lock_call(conn, reservation.key)
-            if call is not None and call.state == "settled":
-                return
-            freed = call.reserved_micros if call is not None and call.state == "held" else 0
-            for key in json.loads(call.accounts) if call is not None else reservation.accounts:
-                conn.execute(
-                    update(accounts_t)
-                    .where(accounts_t.c.key == key)
-                    .values(
-                        spent_micros=accounts_t.c.spent_micros + actual,
-                        reserved_micros=accounts_t.c.reserved_micros - freed,
-                    )
+            _lock_accounts(conn, sorted({k for reservation, _, _ in settles for k in reservation.accounts}))
+            for reservation, actual, detail in settles:
+                self._charge(conn, reservation, actual, detail, now)
+
+    def _charge(self, conn: Connection, reservation: Reservation, actual: int, detail: ChargeDetail, now: float) -> None:
+        call = _lock_call(conn, reservation.key)
+        if call is not None and call.state == "settled":
+            return
+        freed = call.reserved_micros if call is not None and call.state == "held" else 0
+        for key in json.loads(call.accounts) if call is not None else reservation.accounts:
+            conn.execute(
+                update(accounts_t)
+                .where(accounts_t.c.key == key)
+                .values(
+                    spent_micros=accounts_t.c.spent_micros + actual,
+                    reserved_micros=accounts_t.c.reserved_micros - freed,
                 )
-            values = _charge_columns(actual, detail, now)
-            if call is None:  # reserved elsewhere and lost, or never reserved: the cost still counts
-                conn.execute(
-                    calls_t.insert().values(
-                        call_key=reservation.key.text(), **_key_columns(reservation.key),
-                        accounts=json.dumps(sorted(reservation.accounts)), reserved_micros=0,
-                        holder=self.holder, created_at=now, expires_at=now, **values,
-                    )
+            )
+        values = _charge_columns(actual, detail, now)
+        if call is None:  # reserved elsewhere and lost, or never reserved: the cost still counts
+            conn.execute(
+                calls_t.insert().values(
+                    call_key=reservation.key.text(), **_key_columns(reservation.key),
+                    accounts=json.dumps(sorted(reservation.accounts)), reserved_micros=0,
+                    holder=self.holder, created_at=now, expires_at=now, **values,
                 )
-            else:
-                conn.execute(update(calls_t).where(calls_t.c.call_key == reservation.key.text()).values(**values))
+            )
+        else:
+            conn.execute(update(calls_t).where(calls_t.c.call_key == reservation.key.text()).values(**values))
 
     def _release_sync(self, reservation: Reservation) -> None:
         with self._begin() as conn:

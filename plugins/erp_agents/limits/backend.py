@@ -47,6 +47,9 @@ class LimiterBackend(Protocol):
     def settle(self, lease_id: str, tiers: Sequence[Tier], reserved: int, used: int) -> None:
         """Token tiers count ``used`` instead of ``reserved``; concurrency slots are freed."""
 
+    def settle_many(self, settles: Sequence[tuple[str, Sequence[Tier], int, int]]) -> None:
+        """``settle`` for many ``(lease_id, tiers, reserved, used)``, all or nothing."""
+
     def release(self, lease_id: str, tiers: Sequence[Tier], *, keep_counts: bool) -> None:
         """Free the slots; without ``keep_counts`` the request and its tokens are refunded."""
 

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from erp_agents.batching import Coalescer
 from erp_agents.limits.backend import LimiterBackend, Waiter
 from erp_agents.exceptions import RateLimitNeverFitsError
 from erp_agents.limits.tiers import Tier
@@ -70,6 +71,8 @@ class RateLimiter:
         self._renewer: asyncio.Task[None] | None = None
         self._store_down_since: float | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # Requests that finish together settle in one store transaction (their tier rows locked once).
+        self._settles: Coalescer[tuple[str, tuple[Tier, ...], int, int]] = Coalescer(backend.settle_many)
 
     # -- public ----------------------------------------------------------------------------------
     async def acquire(self, tiers: Sequence[Tier], *, tokens: int, priority: int, holder: str,
@@ -107,7 +110,10 @@ class RateLimiter:
     async def settle(self, lease: Lease, used_tokens: int) -> None:
         """The request went through: count its real tokens, refund the rest, free its slots."""
         self._live.pop(lease.id, None)
-        await self._backend_call(self.backend.settle, lease.id, lease.tiers, lease.tokens, used_tokens)
+        try:
+            await self._settles.submit((lease.id, lease.tiers, lease.tokens, used_tokens))
+        except Exception as exc:  # counts stay conservative; leases expire on their own
+            log.error("rate limiter store error in settle (counts kept, slots expire in %.0fs): %s", self.lease_s, exc)
         self._poke()
 
     async def release(self, lease: Lease, *, sent: bool) -> None:

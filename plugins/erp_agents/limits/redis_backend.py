@@ -89,6 +89,11 @@ class RedisBackend:
     def settle(self, lease_id: str, tiers: Sequence[Tier], reserved: int, used: int) -> None:
         self._run("adjust", lease_id, "settle", max(used, 0), *self._tier_args(tiers))
 
+    def settle_many(self, settles: Sequence[tuple[str, Sequence[Tier], int, int]]) -> None:
+        """Each settle is one atomic script on the server already; a batch is just their sequence."""
+        for lease_id, tiers, reserved, used in settles:
+            self.settle(lease_id, tiers, reserved, used)
+
     def release(self, lease_id: str, tiers: Sequence[Tier], *, keep_counts: bool) -> None:
         self._run("adjust", lease_id, "keep" if keep_counts else "refund", 0, *self._tier_args(tiers))
 

@@ -58,6 +58,11 @@ waiter_table = sa.Table(
 )
 
 
+def _settled_to(used: int) -> Callable[[Tier, int], int | None]:
+    """A settle's new amount per tier: real tokens on token tiers, the rest as admitted."""
+    return lambda tier, old: max(used, 0) if tier.kind == "tokens" else old
+
+
 def _rows(result: Any) -> list[tuple[Any, ...]]:
     """Rows as plain tuples (the tables here are untyped Core tables)."""
     return [tuple(row) for row in result]
@@ -277,13 +282,16 @@ class SqlBackend:
 
     def _adjust(self, lease_id: str, tiers: Sequence[Tier], new_amount: Callable[[Tier, int], int | None]) -> None:
         """Change (or with None delete) this lease's entries, keeping tier totals in step."""
-        windowed = [t for t in tiers if t.window_s is not None]
+        self._adjust_all([(lease_id, tiers, new_amount)])
+
+    def _adjust_all(self, leases: Sequence[tuple[str, Sequence[Tier], Callable[[Tier, int], int | None]]]) -> None:
+        """``_adjust`` for many leases in one transaction: their tier rows are locked once."""
         with self._transaction() as conn:
-            if windowed:
-                keys = sorted({self._key(t) for t in windowed})
-                totals = self._lock(conn, keys)
-                changed: set[str] = set()
-                for tier in windowed:
+            keys = sorted({self._key(t) for _, tiers, _ in leases for t in tiers if t.window_s is not None})
+            totals = self._lock(conn, keys) if keys else {}
+            changed: set[str] = set()
+            for lease_id, tiers, new_amount in leases:
+                for tier in (t for t in tiers if t.window_s is not None):
                     key = self._key(tier)
                     where = sa.and_(entry_table.c.key == key, entry_table.c.lease_id == lease_id)
                     old = conn.execute(sa.select(entry_table.c.amount).where(where)).scalar()
@@ -297,12 +305,16 @@ class SqlBackend:
                         conn.execute(entry_table.update().where(where).values(amount=new))
                         totals[key] += new - int(old)
                     changed.add(key)
-                self._save(conn, totals, changed)
-            conn.execute(lease_table.delete().where(lease_table.c.lease_id == lease_id))
+            self._save(conn, totals, changed)
+            conn.execute(lease_table.delete().where(lease_table.c.lease_id.in_([lease_id for lease_id, _, _ in leases])))
 
     def settle(self, lease_id: str, tiers: Sequence[Tier], reserved: int, used: int) -> None:
-        self._adjust(lease_id, [t for t in tiers if t.kind != "requests"],
-                     lambda tier, old: max(used, 0) if tier.kind == "tokens" else old)
+        self.settle_many([(lease_id, tiers, reserved, used)])
+
+    def settle_many(self, settles: Sequence[tuple[str, Sequence[Tier], int, int]]) -> None:
+        """Settle many leases in one transaction (``RateLimiter`` batches what finishes together)."""
+        self._adjust_all([(lease_id, [t for t in tiers if t.kind != "requests"], _settled_to(used))
+                          for lease_id, tiers, _reserved, used in settles])
 
     def release(self, lease_id: str, tiers: Sequence[Tier], *, keep_counts: bool) -> None:
         self._adjust(lease_id, [] if keep_counts else tiers, lambda tier, old: None)

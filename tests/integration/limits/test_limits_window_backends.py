@@ -57,6 +57,18 @@ def test_settle_refunds_reserved_tokens_and_release_refunds_everything(backend: 
     assert backend.usage([RPM, TPM]) == {RPM.key: 2, TPM.key: 400}
 
 
+def test_settling_many_at_once_counts_as_settling_each(backend: Any, clock: Any) -> None:
+    admitted = [waiter((RPM, TPM, SLOT), tokens=300) for _ in range(3)]
+    assert attempt(backend, admitted[0]).admitted
+    assert not attempt(backend, waiter((RPM, TPM, SLOT), tokens=1)).admitted  # the one slot is taken
+    backend.settle_many([(admitted[0].id, admitted[0].tiers, 300, 50)])
+    for w in admitted[1:]:
+        assert attempt(backend, w).admitted
+        backend.settle_many([(w.id, w.tiers, 300, 300)])
+    backend.settle_many([("gone", (RPM, TPM, SLOT), 300, 999)])  # a lease no store knows changes nothing
+    assert backend.usage([RPM, TPM, SLOT]) == {RPM.key: 3, TPM.key: 650, SLOT.key: 0}
+
+
 def test_all_tiers_or_none(backend: Any, clock: Any) -> None:
     model_rpm = Tier("model:p:m", "requests", 2, 60.0, "rpm")
     assert attempt(backend, waiter((RPM, TPM, model_rpm), tokens=900)).admitted

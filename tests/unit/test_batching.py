@@ -1,0 +1,97 @@
+"""The Coalescer: what arrives while a store write is in flight goes into the next one, and one bad
+item fails only its own caller."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+
+import pytest
+
+from erp_agents.batching import Coalescer
+
+
+def test_what_arrives_during_a_write_goes_into_the_next_one() -> None:
+    batches: list[list[int]] = []
+    first_started, release_first = threading.Event(), threading.Event()
+
+    def run_many(items: Sequence[int]) -> None:
+        if not batches:
+            first_started.set()
+            release_first.wait(5)
+        batches.append(list(items))
+
+    async def main() -> None:
+        coalescer: Coalescer[int] = Coalescer(run_many)
+        first = asyncio.create_task(coalescer.submit(0))
+        await asyncio.to_thread(first_started.wait, 5)
+        rest = [asyncio.create_task(coalescer.submit(i)) for i in range(1, 6)]
+        await asyncio.sleep(0.05)
+        release_first.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(main())
+    assert batches == [[0], [1, 2, 3, 4, 5]]
+
+
+def test_a_failing_batch_is_retried_item_by_item_so_only_the_bad_item_fails() -> None:
+    applied: list[str] = []
+
+    def run_many(items: Sequence[str]) -> None:
+        if "bad" in items:
+            raise ValueError("bad item")
+        applied.extend(items)
+
+    async def main() -> list[object]:
+        coalescer: Coalescer[str] = Coalescer(run_many)
+        return await asyncio.gather(*(coalescer.submit(x) for x in ("a", "bad", "b")), return_exceptions=True)
+
+    results = asyncio.run(main())
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], ValueError)
+    assert sorted(applied) == ["a", "b"]
+
+
+def test_a_cancelled_caller_still_gets_its_write() -> None:
+    applied: list[int] = []
+    gate = threading.Event()
+
+    def run_many(items: Sequence[int]) -> None:
+        gate.wait(5)
+        applied.extend(items)
+
+    async def main() -> None:
+        coalescer: Coalescer[int] = Coalescer(run_many)
+        caller = asyncio.create_task(coalescer.submit(7))
+        await asyncio.sleep(0.05)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        gate.set()
+        for _ in range(100):
+            if applied:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert applied == [7]
+
+
+def test_batches_are_capped() -> None:
+    batches: list[int] = []
+    gate = threading.Event()
+
+    def run_many(items: Sequence[int]) -> None:
+        gate.wait(5)
+        batches.append(len(items))
+
+    async def main() -> None:
+        coalescer: Coalescer[int] = Coalescer(run_many, max_batch=3)
+        tasks = [asyncio.create_task(coalescer.submit(i)) for i in range(8)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    assert batches == [3, 3, 2]
