@@ -17,57 +17,66 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass
-class _Queue(Generic[T]):
-    pending: list[tuple[T, asyncio.Future[None]]] = field(default_factory=list)
+class _Queue(Generic[T, R]):
+    pending: list[tuple[T, asyncio.Future[R]]] = field(default_factory=list)
     drain: asyncio.Task[None] | None = None
 
 
-class Coalescer(Generic[T]):
-    """``await submit(item)`` returns once ``run_many`` has applied the batch that held ``item``.
+class Coalescer(Generic[T, R]):
+    """``await submit(item)`` returns ``item``'s outcome once ``run_many`` has run its batch.
 
-    ``run_many`` is synchronous (it runs in ``executor``) and all or nothing for its batch. When a
-    batch fails, its items are tried one by one, so one bad item fails only its own caller.
+    ``run_many`` is synchronous (it runs in ``executor``) and one transaction for its batch; it
+    returns one outcome per item, in order (a value, or the exception that item's caller gets), or
+    None when every outcome is None. When it raises, the batch's items are tried one by one, so a bad
+    item fails only its own caller.
     """
 
-    def __init__(self, run_many: Callable[[Sequence[T]], None], *, executor: Executor | None = None,
+    def __init__(self, run_many: Callable[[Sequence[T]], Sequence[R | Exception] | None], *, executor: Executor | None = None,
                  max_batch: int = 256) -> None:
         self.run_many = run_many
         self.executor = executor
         self.max_batch = max_batch
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue[T]] = weakref.WeakKeyDictionary()
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue[T, R]] = weakref.WeakKeyDictionary()
 
-    async def submit(self, item: T) -> None:
+    async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         queue = self._queues.setdefault(loop, _Queue())
-        done: asyncio.Future[None] = loop.create_future()
+        done: asyncio.Future[R] = loop.create_future()
         queue.pending.append((item, done))
         if queue.drain is None or queue.drain.done():
             queue.drain = loop.create_task(self._drain(queue), name="erp-coalesce")
-        await asyncio.shield(done)  # a cancelled caller's write still lands, as the callers expect
+        return await asyncio.shield(done)  # a cancelled caller's write still lands, as the callers expect
 
-    async def _drain(self, queue: _Queue[T]) -> None:
+    async def _drain(self, queue: _Queue[T, R]) -> None:
         loop = asyncio.get_running_loop()
         while queue.pending:
             batch, queue.pending = queue.pending[: self.max_batch], queue.pending[self.max_batch:]
             try:
-                await loop.run_in_executor(self.executor, self.run_many, [item for item, _ in batch])
+                outcomes = await loop.run_in_executor(self.executor, self.run_many, [item for item, _ in batch])
             except Exception:
                 for item, done in batch:
                     await self._one(loop, item, done)
                 continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+            for (_, done), outcome in zip(batch, [None] * len(batch) if outcomes is None else outcomes):
+                _resolve(done, outcome)
 
-    async def _one(self, loop: asyncio.AbstractEventLoop, item: T, done: asyncio.Future[None]) -> None:
+    async def _one(self, loop: asyncio.AbstractEventLoop, item: T, done: asyncio.Future[R]) -> None:
         try:
-            await loop.run_in_executor(self.executor, self.run_many, [item])
+            outcomes = await loop.run_in_executor(self.executor, self.run_many, [item])
         except Exception as exc:
-            if not done.done():
-                done.set_exception(exc)
+            _resolve(done, exc)
         else:
-            if not done.done():
-                done.set_result(None)
+            _resolve(done, None if outcomes is None else outcomes[0])
+
+
+def _resolve(done: asyncio.Future[R], outcome: object) -> None:
+    if done.done():
+        return
+    if isinstance(outcome, Exception):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)  # type: ignore[arg-type]

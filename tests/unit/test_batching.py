@@ -23,7 +23,7 @@ def test_what_arrives_during_a_write_goes_into_the_next_one() -> None:
         batches.append(list(items))
 
     async def main() -> None:
-        coalescer: Coalescer[int] = Coalescer(run_many)
+        coalescer: Coalescer[int, None] = Coalescer(run_many)
         first = asyncio.create_task(coalescer.submit(0))
         await asyncio.to_thread(first_started.wait, 5)
         rest = [asyncio.create_task(coalescer.submit(i)) for i in range(1, 6)]
@@ -44,7 +44,7 @@ def test_a_failing_batch_is_retried_item_by_item_so_only_the_bad_item_fails() ->
         applied.extend(items)
 
     async def main() -> list[object]:
-        coalescer: Coalescer[str] = Coalescer(run_many)
+        coalescer: Coalescer[str, None] = Coalescer(run_many)
         return await asyncio.gather(*(coalescer.submit(x) for x in ("a", "bad", "b")), return_exceptions=True)
 
     results = asyncio.run(main())
@@ -62,7 +62,7 @@ def test_a_cancelled_caller_still_gets_its_write() -> None:
         applied.extend(items)
 
     async def main() -> None:
-        coalescer: Coalescer[int] = Coalescer(run_many)
+        coalescer: Coalescer[int, None] = Coalescer(run_many)
         caller = asyncio.create_task(coalescer.submit(7))
         await asyncio.sleep(0.05)
         caller.cancel()
@@ -87,7 +87,7 @@ def test_batches_are_capped() -> None:
         batches.append(len(items))
 
     async def main() -> None:
-        coalescer: Coalescer[int] = Coalescer(run_many, max_batch=3)
+        coalescer: Coalescer[int, None] = Coalescer(run_many, max_batch=3)
         tasks = [asyncio.create_task(coalescer.submit(i)) for i in range(8)]
         await asyncio.sleep(0.05)
         gate.set()

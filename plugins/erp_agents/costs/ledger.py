@@ -21,6 +21,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -63,6 +64,15 @@ class _Blocked(Exception):
     def __init__(self, account: str, refusal: BudgetExceededError) -> None:
         self.account = account
         self.refusal = refusal
+
+
+@dataclass
+class _Balance:
+    """An account's row as a batch of reservations sees it, its own holds included."""
+
+    budget: int
+    spent: int
+    reserved: int
 
 
 class _Waiters:
@@ -109,8 +119,11 @@ class Ledger:
         self._known_accounts: set[str] = set()
         self._next_expiry = 0.0
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiters] = weakref.WeakKeyDictionary()
-        # Requests that finish together settle in one transaction: their accounts locked once, one commit.
-        self._settles: Coalescer[tuple[Reservation, int, ChargeDetail]] = Coalescer(
+        # Requests that start or finish together reserve or settle in one transaction each: their
+        # accounts locked once, one commit (the run's account is the row every agent of a run locks).
+        self._reserves: Coalescer[tuple[CallKey, tuple[Account, ...], int], Reservation] = Coalescer(
+            lambda batch: self._run(lambda: self._reserve_all(batch)), executor=self._executor)
+        self._settles: Coalescer[tuple[Reservation, int, ChargeDetail], None] = Coalescer(
             lambda batch: self._run(lambda: self._settle_all(batch)), executor=self._executor)
         self._run(self._create_tables)
 
@@ -126,7 +139,7 @@ class Ledger:
         if amount_micros < 0:
             raise ValueError("a reservation cannot be negative")
         deadline = time.monotonic() + (self.wait_for_in_flight_s if wait_s is None else wait_s)
-        attempt = functools.partial(self._in_thread, self._reserve_sync, key, tuple(accounts), amount_micros)
+        attempt = functools.partial(self._reserves.submit, (key, tuple(accounts), amount_micros))
         try:
             return await attempt()
         except _Blocked as blocked:
@@ -184,52 +197,70 @@ class Ledger:
     # ---- transactions ----------------------------------------------------------------------------
 
     def _reserve_sync(self, key: CallKey, accounts: tuple[Account, ...], amount: int) -> Reservation:
+        [outcome] = self._reserve_all([(key, accounts, amount)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def _reserve_all(self, asks: Sequence[tuple[CallKey, tuple[Account, ...], int]]) -> list[Reservation | Exception]:
+        """Each ask's reservation, or its refusal (``BudgetExceededError``) or ``_Blocked``, in order."""
         now = time.time()
         if now >= self._next_expiry:
             self._expire(now)
-        try:
-            return self._reserve_once(key, accounts, amount, now)
-        except (BudgetExceededError, _Blocked):
-            if self._expire(now) == 0:  # only a released expired hold can change the answer now
-                raise
-            return self._reserve_once(key, accounts, amount, now)
+        outcomes = self._reserve_batch(asks, now)
+        refused = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, (BudgetExceededError, _Blocked))]
+        if refused and self._expire(now):  # only a released expired hold can change those answers now
+            for i, outcome in zip(refused, self._reserve_batch([asks[i] for i in refused], now)):
+                outcomes[i] = outcome
+        return outcomes
 
-    def _reserve_once(self, key: CallKey, accounts: tuple[Account, ...], amount: int, now: float) -> Reservation:
-        self._ensure_accounts(accounts)
-        keys = sorted({a.key for a in accounts})
-        budgets = {a.key: a.budget_micros for a in accounts}
+    def _reserve_batch(self, asks: Sequence[tuple[CallKey, tuple[Account, ...], int]],
+                       now: float) -> list[Reservation | Exception]:
+        """One transaction for many asks: the accounts they share are locked once, in key order, and
+        each ask sees the holds of the asks before it."""
+        self._ensure_accounts(tuple({a.key: a for _, accounts, _ in asks for a in accounts}.values()))
+        keys = sorted({a.key for _, accounts, _ in asks for a in accounts})
         with self._begin() as conn:
-            rows = _lock_accounts(conn, keys)
-            call = _lock_call(conn, key)
-            if call is not None and call.state in ("held", "settled"):
-                return _reservation(key, call)
-            blocked: _Blocked | None = None
-            for row in rows:
-                budget = budgets[row.key]
-                if row.budget_micros != budget:
-                    conn.execute(update(accounts_t).where(accounts_t.c.key == row.key).values(budget_micros=budget))
-                if row.spent_micros + row.reserved_micros + amount <= budget:
-                    continue
-                refusal = budget_exceeded(row.key, budget, row.spent_micros, row.reserved_micros, amount)
-                if row.spent_micros + amount > budget:
-                    raise refusal
-                blocked = blocked or _Blocked(row.key, refusal)
-            if blocked is not None:
-                raise blocked
-            if keys:
-                conn.execute(
-                    update(accounts_t)
-                    .where(accounts_t.c.key.in_(keys))
-                    .values(reserved_micros=accounts_t.c.reserved_micros + amount)
-                )
-            values = dict(
-                state="held", accounts=json.dumps(keys), reserved_micros=amount, holder=self.holder,
-                created_at=now, expires_at=now + self.reservation_ttl_s,
-            )
-            if call is None:
-                conn.execute(calls_t.insert().values(call_key=key.text(), **_key_columns(key), **values))
-            else:
-                conn.execute(update(calls_t).where(calls_t.c.call_key == key.text()).values(**values))
+            rows = {row.key: _Balance(row.budget_micros, row.spent_micros, row.reserved_micros)
+                    for row in _lock_accounts(conn, keys)}
+            held_before = {k: balance.reserved for k, balance in rows.items()}
+            outcomes = [self._reserve_in(conn, key, accounts, amount, now, rows) for key, accounts, amount in asks]
+            for k in keys:
+                if rows[k].reserved != held_before[k]:
+                    conn.execute(update(accounts_t).where(accounts_t.c.key == k).values(reserved_micros=rows[k].reserved))
+        return outcomes
+
+    def _reserve_in(self, conn: Connection, key: CallKey, accounts: tuple[Account, ...], amount: int, now: float,
+                    balances: dict[str, _Balance]) -> Reservation | Exception:
+        call = _lock_call(conn, key)
+        if call is not None and call.state in ("held", "settled"):
+            return _reservation(key, call)
+        budgets = {a.key: a.budget_micros for a in accounts}
+        keys = sorted(budgets)
+        blocked: _Blocked | None = None
+        for k in keys:
+            balance, budget = balances[k], budgets[k]
+            if balance.budget != budget:
+                conn.execute(update(accounts_t).where(accounts_t.c.key == k).values(budget_micros=budget))
+                balance.budget = budget
+            if balance.spent + balance.reserved + amount <= budget:
+                continue
+            refusal = budget_exceeded(k, budget, balance.spent, balance.reserved, amount)
+            if balance.spent + amount > budget:
+                return refusal
+            blocked = blocked or _Blocked(k, refusal)
+        if blocked is not None:
+            return blocked
+        for k in keys:
+            balances[k].reserved += amount
+        values = dict(
+            state="held", accounts=json.dumps(keys), reserved_micros=amount, holder=self.holder,
+            created_at=now, expires_at=now + self.reservation_ttl_s,
+        )
+        if call is None:
+            conn.execute(calls_t.insert().values(call_key=key.text(), **_key_columns(key), **values))
+        else:
+            conn.execute(update(calls_t).where(calls_t.c.call_key == key.text()).values(**values))
         return Reservation(key, tuple(keys), amount, now + self.reservation_ttl_s)
 
     def _settle_sync(self, reservation: Reservation, actual: int, detail: ChargeDetail) -> None:

@@ -72,7 +72,7 @@ class RateLimiter:
         self._store_down_since: float | None = None
         self._background: set[asyncio.Task[None]] = set()
         # Requests that finish together settle in one store transaction (their tier rows locked once).
-        self._settles: Coalescer[tuple[str, tuple[Tier, ...], int, int]] = Coalescer(backend.settle_many)
+        self._settles: Coalescer[tuple[str, tuple[Tier, ...], int, int], None] = Coalescer(backend.settle_many)
 
     # -- public ----------------------------------------------------------------------------------
     async def acquire(self, tiers: Sequence[Tier], *, tokens: int, priority: int, holder: str,

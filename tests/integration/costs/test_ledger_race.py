@@ -107,3 +107,27 @@ def test_a_charge_waits_for_the_wal_flush_even_where_the_server_does_not(pg_url:
     asyncio.run(reserve_and_settle())
     ledger.close()
     assert seen == ["SET LOCAL synchronous_commit = on"]  # the settle only: a hold is not money yet
+
+
+def test_a_batch_of_reservations_sees_its_own_holds(url: str) -> None:
+    """Reservations that arrive together are made in one transaction: each sees the holds of those
+    before it, so the batch admits exactly what fits and the rest wait (or are refused)."""
+    from erp_agents.costs.ledger import _Blocked
+    from erp_agents.exceptions import BudgetExceededError
+
+    ledger = Ledger(url)
+    run_id = uuid.uuid4().hex
+    run = Account(f"run:batch/{run_id}", 2_500, "run")
+    asks = [(CallKey("batch", run_id, f"t{i}", -1, 1, 1), (run,), 1_000) for i in range(4)]
+    asks.append((CallKey("batch", run_id, "big", -1, 1, 1), (run,), 3_000))  # can never fit
+    outcomes = ledger._reserve_all(asks)
+    assert [type(o).__name__ for o in outcomes] == ["Reservation", "Reservation", "_Blocked", "_Blocked",
+                                                   "BudgetExceededError"]
+    assert isinstance(outcomes[2], _Blocked) and isinstance(outcomes[4], BudgetExceededError)
+    state = ledger.account_state(run.key)
+    assert state is not None and (state.reserved_micros, state.spent_micros) == (2_000, 0)
+    # The same keys again (a replay) get their holds back, not new ones.
+    again = ledger._reserve_all(asks[:2])
+    assert [o.existing for o in again] == [True, True]  # type: ignore[union-attr]
+    assert ledger.account_state(run.key).reserved_micros == 2_000  # type: ignore[union-attr]
+    ledger.close()
