@@ -201,8 +201,12 @@ def test_forty_agents_race_for_a_third_of_their_cost_and_never_overrun_it(engine
         account = conn.execute(text("SELECT spent_micros, reserved_micros FROM erp_ledger_accounts WHERE key = :k"),
                                {"k": f"run:{workflow_id}/{result.run_id}"}).mappings().one()
     assert account["reserved_micros"] == 0 and account["spent_micros"] == sum(c["actual_micros"] for c in settled)
-    # A budget refusal is final: no Airflow task retry started the refused agents again.
-    assert {ti["try_number"] for ti in _task_instances(engine, workflow_id, result.run_id)} == {1}
+    # A budget refusal is final: no Airflow task retry started the refused agents again, and they ended
+    # in the triggerer (no worker process: a worker-run try records its pid).
+    instances = _task_instances(engine, workflow_id, result.run_id)
+    assert {ti["try_number"] for ti in instances} == {1}
+    refused_ids = {a.task_id for a in refused}
+    assert [ti["task_id"] for ti in instances if ti["task_id"] in refused_ids and ti.get("pid")] == []
 
 
 # -- 3. transient faults ---------------------------------------------------------------------------

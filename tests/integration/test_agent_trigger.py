@@ -196,6 +196,19 @@ def test_where_a_failed_agent_ends(sim, fault, task_retries, ends_here):
         assert event.payload["error_type"] == "PermanentAgentError"
 
 
+def test_a_permanent_failure_ends_in_the_triggerer_where_its_supervisor_ends_it_without_retry(sim, monkeypatch):
+    from airflow.triggers.base import TaskFailedEvent
+
+    from erp_agents.stack import triggerer
+
+    monkeypatch.setattr(triggerer, "ENDS_PERMANENT_FAILURES", True)
+    sim.script(["400"])
+    [event] = _events(AgentTrigger(invocation=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""},
+                                   task_retries=1, end_failures_in_triggerer=True))
+    assert isinstance(event, TaskFailedEvent)
+    assert event.xcoms[COST_XCOM_KEY]["error_type"] == "PermanentAgentError"
+
+
 def test_failures_resume_on_a_worker_when_the_task_has_failure_callbacks(sim):
     sim.script(["500"] * 3)
     [event] = _events(AgentTrigger(invocation=_payload(), end_in_triggerer=True, run=RUN, upstream_outputs={"loader": ""},

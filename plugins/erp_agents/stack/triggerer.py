@@ -260,6 +260,52 @@ def skip_success_callback_requests() -> bool:
     return True
 
 
+#: True in a triggerer started here (and in its trigger runner, forked from it) once a permanent
+#: failure can end its task in the triggerer without a retry (``end_permanent_failures_here``).
+ENDS_PERMANENT_FAILURES = False
+
+
+def end_permanent_failures_here() -> bool:
+    """Let a trigger end its task as failed for good, as ``AirflowFailException`` does on a worker.
+
+    A trigger ends a task with ``TaskFailedEvent``, and Airflow 3.3 then retries it whenever the task
+    has retries left: nothing in the event can say "this cannot succeed". So an agent refused by its
+    budget, or answered 400 or 401, had to resume on a worker only to raise ``AirflowFailException``:
+    one worker process per refusal, queued for a worker slot (334 refusals of one run kept it going
+    for 573 s on 8 slots, while the money was settled within seconds). Here the supervisor reads our
+    cost record in the event: a permanent error type ends the task failed without a retry, the rest
+    of Airflow's handling unchanged (XComs, callbacks). Events without our record are Airflow's.
+    The upstream change it stands in for: a ``TaskFailedEvent`` that can ask for no retry. True when
+    applied; the source it relies on is pinned in ``PINNED_CALLBACK_SOURCES``."""
+    global ENDS_PERMANENT_FAILURES
+    from airflow import __version__ as airflow_version
+
+    if not airflow_version.startswith(PATCHED_AIRFLOW):
+        log.warning("Airflow %s: a permanent agent failure ends on a worker", airflow_version)
+        return False
+    from airflow.models.trigger import handle_event_submit
+    from airflow.triggers.base import BaseTaskEndEvent, TaskFailedEvent
+
+    from erp_agents.costs.record import COST_XCOM_KEY
+    from erp_agents.exceptions import is_permanent
+
+    end_task = handle_event_submit.registry[BaseTaskEndEvent]
+
+    def end_failed_task(event: TaskFailedEvent, *, task_instance: Any, session: Any) -> None:
+        record = (event.xcoms or {}).get(COST_XCOM_KEY)
+        if not (isinstance(record, dict) and is_permanent(str(record.get("error_type") or ""))):
+            return end_task(event, task_instance=task_instance, session=session)  # type: ignore[no-any-return]
+        task_instance.is_eligible_to_retry = lambda: False  # what Airflow asks to choose a retry
+        try:
+            return end_task(event, task_instance=task_instance, session=session)  # type: ignore[no-any-return]
+        finally:
+            del task_instance.is_eligible_to_retry
+
+    handle_event_submit.register(TaskFailedEvent, end_failed_task)
+    ENDS_PERMANENT_FAILURES = True
+    return True
+
+
 def warm_imports() -> None:
     """Import, before Airflow forks the trigger runner, what the first agents would otherwise import
     on its event loop: the SDKs (anthropic alone took 3.8 s there), pydantic-ai's models and the
@@ -279,6 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     build_client_at_start()
     reuse_deserialized_dags()
     skip_success_callback_requests()
+    end_permanent_failures_here()
     warm_imports()
     # One INFO line per HTTP request from httpx doubles what every agent request writes to the
     # trigger log channel; our own line per model request says more (tokens, cost, latency, retries).
@@ -290,4 +337,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as the package's module, not as ``__main__``: its flags are read by that name in the trigger
+    # runner (``ENDS_PERMANENT_FAILURES``).
+    from erp_agents.stack.triggerer import main as run_triggerer
+
+    run_triggerer()

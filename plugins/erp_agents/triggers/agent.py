@@ -193,12 +193,13 @@ class AgentTrigger(BaseTrigger):
         """Where a failed agent ends. In the triggerer, with no worker process, whenever Airflow's own
         handling of a failed task is right: a retryable error (Airflow retries the task if it has
         retries left, as it would on a worker), or any error of a task without retries. A permanent
-        error of a task with retries left must not be retried, and only ``AirflowFailException`` on a
-        worker can say so: that one, like every failure under ``dag.test()`` or of a task with failure
-        callbacks, resumes ``execute_complete``. So a refused or failed agent no longer waits for a
-        worker slot only to be marked failed."""
+        error of a task with retries left must not be retried: our triggerer's supervisor ends it
+        without one (``stack.triggerer.end_permanent_failures_here``); under any other triggerer
+        only ``AirflowFailException`` on a worker can, so it resumes ``execute_complete``, as every
+        failure under ``dag.test()`` or of a task with failure callbacks does. So a refused or failed
+        agent no longer waits for a worker slot only to be marked failed."""
         if self.end_in_triggerer and self.end_failures_in_triggerer and (
-                not is_permanent(failed.error_type) or self.task_retries == 0):
+                not is_permanent(failed.error_type) or self.task_retries == 0 or _triggerer_ends_permanent_failures()):
             return TaskFailedEvent(xcoms=failure_xcoms(failed.cost_record, failed.items))
         return TriggerEvent(failed.model_dump(mode="json"))
 
@@ -222,6 +223,14 @@ class AgentTrigger(BaseTrigger):
 
 
 TRANSCRIPT_CAP = 16_000  # characters of prompt and of answer kept in XCom
+
+
+def _triggerer_ends_permanent_failures() -> bool:
+    """Whether this process runs under our triggerer entry point with the no-retry ending applied."""
+    import sys
+
+    entry = sys.modules.get("erp_agents.stack.triggerer")
+    return bool(getattr(entry, "ENDS_PERMANENT_FAILURES", False))
 
 
 def transcript(prompt: str, output: Any) -> Transcript:

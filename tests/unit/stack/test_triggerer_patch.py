@@ -164,3 +164,31 @@ def test_only_callback_requests_that_nothing_runs_are_dropped():
     finally:
         DatabaseCallbackSink.send = original
     assert sent == [TaskInstanceState.FAILED, TaskInstanceState.UP_FOR_RETRY]
+
+
+def test_a_permanent_agent_failure_ends_without_a_retry_and_others_keep_airflows_choice():
+    from airflow.models.trigger import handle_event_submit
+    from airflow.triggers.base import BaseTaskEndEvent, TaskFailedEvent
+
+    from erp_agents.costs.record import COST_XCOM_KEY
+
+    class FakeTaskInstance:
+        def is_eligible_to_retry(self) -> bool:
+            return True
+
+    original = handle_event_submit.registry[BaseTaskEndEvent]
+    asked: list[bool] = []
+    handle_event_submit.register(BaseTaskEndEvent, lambda event, *, task_instance, session: asked.append(
+        task_instance.is_eligible_to_retry()))
+    ti = FakeTaskInstance()
+    try:
+        assert triggerer.end_permanent_failures_here() is True
+        for xcoms in ({COST_XCOM_KEY: {"error_type": "BudgetExceededError"}},
+                      {COST_XCOM_KEY: {"error_type": "TransientAgentError"}}, None):
+            handle_event_submit(TaskFailedEvent(xcoms=xcoms), task_instance=ti, session=None)
+    finally:
+        handle_event_submit.register(BaseTaskEndEvent, original)
+        handle_event_submit.register(TaskFailedEvent, original)
+        triggerer.ENDS_PERMANENT_FAILURES = False
+    assert asked == [False, True, True]  # a budget refusal is final; the rest is Airflow's retry rule
+    assert ti.is_eligible_to_retry() is True  # the task instance is left as it was
