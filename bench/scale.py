@@ -29,8 +29,8 @@ triggerers, the workers and the scheduler, task states and task retries. ``--bas
 runs those shapes as plain PythonOperator tasks (one synchronous chat completion each, on workers) in
 the same deployment, for comparison.
 
-``--faults`` (cluster only) runs shape (a) while one Celery worker is killed with SIGKILL and one
-triggerer is restarted. It then checks that every run completed, no rate limit was exceeded (no 429
+``--faults`` (cluster only) runs shape (a) while one Celery worker is killed with SIGKILL and the
+triggerer running more of the agents is restarted. It then checks that every run completed, no rate limit was exceeded (no 429
 from the simulator), no reservation is left held, and that no agent was charged more often than
 the simulator served it; the requests the ledger did not charge must all have been in flight when
 the triggerer was stopped (their reservations were released by the cancelled triggers).
@@ -549,7 +549,9 @@ def budget_figures(phase: dict[str, Any], shape: Shape, governance_url: str, met
 
 
 def inject_faults(topology: OnCluster, requests: int, share: float = 0.4, timeout: float = 120) -> Any:
-    """Once ``share`` of the phase's ``requests`` have started: kill -9 worker-1, then restart triggerer-1."""
+    """Once ``share`` of the phase's ``requests`` have started: kill -9 worker-1, then restart the
+    triggerer that started more of the phase's agents (a triggerer claims up to 250 new triggers per
+    loop turn, so a small burst can go whole to one of them)."""
 
     def during(t0_wall: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -557,18 +559,40 @@ def inject_faults(topology: OnCluster, requests: int, share: float = 0.4, timeou
         while len(requests_since(topology.simulator_log, t0_wall, "scale")) < wanted and time.monotonic() < deadline:
             time.sleep(0.2)
         killed = topology.cluster.kill("worker-1")
+        triggerer = busiest_triggerer(topology, t0_wall)
         # SIGTERM, then SIGKILL after 30 s if it is still there: a trigger cancelled in between releases
         # its reservation; one still in flight when the process dies leaves a hold that expires.
         stop_began = time.time()
-        processes.stop(topology.cluster.layout, "triggerer-1")
+        processes.stop(topology.cluster.layout, triggerer)
         stop_ended = time.time()
-        topology.cluster.restart("triggerer-1")  # nothing left to stop: starts it and waits for its heartbeat
-        return {"faults": {"worker_killed_pid": killed, "triggerer_stop_began": stop_began,
+        topology.cluster.restart(triggerer)  # nothing left to stop: starts it and waits for its heartbeat
+        return {"faults": {"worker_killed_pid": killed, "triggerer_restarted": triggerer,
+                           "triggerer_stop_began": stop_began,
                            "triggerer_stop_ended": stop_ended, "triggerer_stop_s": round(stop_ended - stop_began, 1),
                            "triggerer_back_after_s": round(time.time() - stop_began, 1),
                            "requests_started_before": len(requests_since(topology.simulator_log, t0_wall, "scale"))}}
 
     return during
+
+
+def busiest_triggerer(topology: OnCluster, since: float) -> str:
+    """The triggerer whose supervisor built more trigger workloads since ``since`` (its log's lines)."""
+    from erp_agents.stack.cluster_settings import TRIGGERERS
+
+    def started(name: str) -> int:
+        count = 0
+        for line in topology.cluster.layout.log_of(name).read_text(errors="replace").splitlines():
+            if "Start from trigger enabled" not in line:
+                continue
+            try:
+                at = datetime.fromisoformat(line.split(" ", 1)[0].replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+            count += at >= since
+        return count
+
+    counts = {name: started(name) for name in TRIGGERERS}
+    return max(counts, key=lambda name: counts[name])
 
 
 def ledger_calls(governance_url: str, runs: dict[str, str]) -> list[dict[str, Any]]:
