@@ -71,7 +71,7 @@ import yaml  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-from erp_agents.spec.models import EngineConfig, RateLimitConfig  # noqa: E402
+from erp_agents.spec.models import EngineConfig, RateLimitConfig, RetryPolicy  # noqa: E402
 from erp_agents.stack import processes  # noqa: E402
 from erp_agents.stack.demo import admitted, peak_in_flight, read_log  # noqa: E402
 from erp_agents.stack.rest import AirflowApi  # noqa: E402
@@ -694,6 +694,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                                      "e.g. 300,60000,50; default: far above the load")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests the simulator fails")
     parser.add_argument("--fault-kinds", default="429,500,503,drop,malformed", help="with --fault-rate")
+    parser.add_argument("--max-retries", type=int, help="the engine's default in-call retries (default: RetryPolicy's 3)")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument("--json", help="where to write the figures (default bench/results/scale_<topology>.json)")
@@ -725,7 +726,8 @@ def main(argv: list[str] | None = None) -> int:
     dags = work / "dags"
     invoices = write_erp_data(work / "erp_data")
     limits = limits_of(args.limits)
-    engine = EngineConfig(rate_limit_config=limits)
+    policy = {} if args.max_retries is None else {"default_retry_policy": RetryPolicy(max_retries=args.max_retries)}
+    engine = EngineConfig(rate_limit_config=limits, **policy)
     faults = {"fault_rate": args.fault_rate, "fault_kinds": args.fault_kinds} if args.fault_rate else None
     env = {"ERP_DATA_DIR": str(work / "erp_data")}
     write_dags_folder(dags, shapes, baselines, invoices, engine if args.topology == "embedded" else None)
@@ -774,6 +776,7 @@ def main(argv: list[str] | None = None) -> int:
         p.pop("_entries", None), p.pop("_runs", None)
     figures = {"topology": topology.name, "latency_s": args.latency, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "cpus": os.cpu_count(), "limits": limits.model_dump(), "fault_rate": args.fault_rate,
+               "max_retries": engine.default_retry_policy.max_retries,
                "phases": phases, "faults": checks or None}
     out = Path(args.json) if args.json else ROOT / "bench" / "results" / f"scale_{topology.name}.json"
     out.write_text(json.dumps(figures, indent=2, default=str))
