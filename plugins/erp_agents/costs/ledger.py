@@ -196,12 +196,6 @@ class Ledger:
 
     # ---- transactions ----------------------------------------------------------------------------
 
-    def _reserve_sync(self, key: CallKey, accounts: tuple[Account, ...], amount: int) -> Reservation:
-        [outcome] = self._reserve_all([(key, accounts, amount)])
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
     def _reserve_all(self, asks: Sequence[tuple[CallKey, tuple[Account, ...], int]]) -> list[Reservation | Exception]:
         """Each ask's reservation, or its refusal (``BudgetExceededError``) or ``_Blocked``, in order."""
         now = time.time()
@@ -262,9 +256,6 @@ class Ledger:
         else:
             conn.execute(update(calls_t).where(calls_t.c.call_key == key.text()).values(**values))
         return Reservation(key, tuple(keys), amount, now + self.reservation_ttl_s)
-
-    def _settle_sync(self, reservation: Reservation, actual: int, detail: ChargeDetail) -> None:
-        self._settle_all([(reservation, actual, detail)])
 
     def _settle_all(self, settles: Sequence[tuple[Reservation, int, ChargeDetail]]) -> None:
         """Charge real costs and free the rest, for many calls in one transaction; a call already
