@@ -35,6 +35,7 @@ from erp_agents.engine import OrchestrationEngine  # noqa: E402
 from erp_agents.engine_run import dag_of  # noqa: E402
 from erp_agents.stack import Deployment, processes  # noqa: E402
 from erp_agents.stack.demo import admitted, peak_in_flight, read_log  # noqa: E402
+from erp_agents.stack.settings import TRIGGERERS  # noqa: E402
 from include.llm_simulator.testing import running_simulator  # noqa: E402
 
 KEY = "sk-bench-engine-0123456789"
@@ -52,7 +53,7 @@ def workflow(name: str, agents: int) -> Workflow:
 
 
 class MemoryPeaks(threading.Thread):
-    """Peak PSS of PostgreSQL's and the triggerer's process trees while the runs go on."""
+    """Peak PSS of PostgreSQL's and a triggerer's process trees while the runs go on."""
 
     def __init__(self, deployment: Deployment) -> None:
         super().__init__(daemon=True)
@@ -61,8 +62,9 @@ class MemoryPeaks(threading.Thread):
         self.done = threading.Event()
 
     def sample(self) -> None:
-        info = processes.running(self.deployment.layout, "triggerer")
-        self.peaks["triggerer"] = max(self.peaks["triggerer"], info.pss_bytes if info else 0)
+        for name in TRIGGERERS:  # the peak of the busier triggerer
+            info = processes.running(self.deployment.layout, name)
+            self.peaks["triggerer"] = max(self.peaks["triggerer"], info.pss_bytes if info else 0)
         state = self.deployment.layout.read_state()
         pg = self.deployment.postgres(state) if state else None
         pid = pg.pid() if pg else None

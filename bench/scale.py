@@ -318,8 +318,11 @@ class Embedded(Topology):
         self.metadata_url, self.governance_url, self.api_url = state.sql_alchemy_conn, state.governance_url, state.api_url
 
     def memory(self) -> dict[str, int]:
-        return {name: info.pss_bytes if (info := processes.running(self.deployment.layout, name)) else 0
-                for name in ("triggerer", "scheduler")}  # the scheduler's tree holds the LocalExecutor workers
+        from erp_agents.stack.settings import TRIGGERERS
+
+        pss = {name: info.pss_bytes if (info := processes.running(self.deployment.layout, name)) else 0
+               for name in (*TRIGGERERS, "scheduler")}  # the scheduler's tree holds the LocalExecutor workers
+        return {"triggerer": max(pss[t] for t in TRIGGERERS), "scheduler": pss["scheduler"]}
 
     def login(self) -> tuple[str, str]:
         return self.deployment.login()

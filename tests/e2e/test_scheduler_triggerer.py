@@ -12,6 +12,8 @@ import re
 
 import pytest
 
+from erp_agents.stack.settings import TRIGGERERS
+
 from tests.e2e.conftest import openai_conn
 from tests.e2e.helpers import final_text, first_user_text
 from tests.services import fresh_postgres_database
@@ -37,7 +39,7 @@ def test_agents_start_and_finish_in_the_triggerer(stack, simulator):
     assert stack.wait_run("basic_workflow", "e2e_run", timeout=240) == "success"
     assert stack.task_states("basic_workflow", "e2e_run") == {**{a: "success" for a in AGENTS}, "workflow_summary": "success"}
 
-    triggerer_log = stack.log_of("triggerer")
+    triggerer_log = "".join(stack.log_of(name) for name in TRIGGERERS)
     for task_id in AGENTS:
         assert f"Start from trigger enabled for task {task_id}" in triggerer_log
     # No worker ever ran an agent: workers log "Task started" for the summary task only.

@@ -29,10 +29,6 @@ COMPONENTS = ("llm-simulator", *AIRFLOW_COMPONENTS)  # start order; stop is the 
 CLUSTER_TUNING: dict[str, str] = {
     **TUNING,
     "AIRFLOW__CORE__PARALLELISM": "64",
-    # A triggerer claims at most this many new triggers per loop turn: few, so even a small burst (one
-    # dependency level of erp_nightly) is shared by both triggerers. It costs start-up speed on big
-    # bursts: shape (a) of bench/scale.py took 30.0 s at 250 per turn against 61.5 s at 10.
-    "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "10",
     "AIRFLOW__CELERY__WORKER_CONCURRENCY": "4",  # per worker; an agent holds no slot while it waits
     "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_POOL_SIZE": "3",

@@ -1,4 +1,4 @@
-"""The embedded deployment: PostgreSQL, then scheduler, triggerer, dag-processor and api-server.
+"""The embedded deployment: PostgreSQL, then scheduler, two triggerers, dag-processor and api-server.
 
 ``up`` is idempotent: with everything running it attaches; a component that died is started again;
 stale pid files are cleared. A start that fails stops what that start began, so nothing is left
@@ -8,6 +8,7 @@ scripts using OrchestrationEngine at once) are serialized by a file lock.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -25,10 +26,12 @@ import fasteners
 from erp_agents.stack import processes
 from erp_agents.stack.errors import StackError
 from erp_agents.stack.postgres import EmbeddedPostgres, ensure_database, port_is_free
-from erp_agents.stack.settings import COMPONENTS, PROJECT_ROOT, UI_USER, Layout, StackState, deployment_env
+from erp_agents.stack.settings import (
+    COMPONENTS, PROJECT_ROOT, TRIGGERERS, UI_USER, Layout, StackState, component_env, deployment_env,
+)
 
 HEALTH_TIMEOUT_S = 180.0
-HEALTH_KEYS = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}
+HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", **{t: "triggerer" for t in TRIGGERERS}}
 DATABASE_URL_ENV = "ERP_AGENTS_DATABASE_URL"
 
 log = logging.getLogger(__name__)
@@ -132,7 +135,8 @@ class Deployment:
                 for name in components:
                     if processes.running(self.layout, name) is None:
                         self._check_port(name, state)
-                        processes.start(self.layout, name, processes.component_argv(name, state.api_port), env)
+                        processes.start(self.layout, name, processes.component_argv(name, state.api_port),
+                                        component_env(env, state, name))
                         started.append(name)
                 self.wait_healthy(state, timeout, components)
                 if "api-server" in components:
@@ -182,6 +186,8 @@ class Deployment:
             dags_folder=str(self.dags_folder or (Path(old.dags_folder) if old else PROJECT_ROOT / "dags")),
             worker_log_port=old.worker_log_port if old else free_port(),
             trigger_log_port=old.trigger_log_port if old else free_port(),
+            trigger_log_ports={name: (old.trigger_log_ports.get(name) if old else None) or free_port()
+                               for name in TRIGGERERS[1:]},
         )
 
     def _start_database(self, state: StackState, started: list[str]) -> None:
@@ -233,7 +239,19 @@ class Deployment:
         if health is None:
             return False
         wanted = [HEALTH_KEYS[c] for c in components if c in HEALTH_KEYS]
-        return all((health.get(key) or {}).get("status") == "healthy" for key in ["metadatabase", *wanted])
+        if not all((health.get(key) or {}).get("status") == "healthy" for key in ["metadatabase", *wanted]):
+            return False
+        # The api-server reports one "triggerer" for all of them: count their live jobs.
+        triggerers = [t for t in components if t in TRIGGERERS]
+        return len(triggerers) < 2 or len(self._live_triggerers(state, triggerers)) >= len(triggerers)
+
+    def _live_triggerers(self, state: StackState, names: list[str]) -> list[int]:
+        """TriggererJobs started by these triggerer processes (an older job may still look alive)."""
+        from erp_agents.stack.cluster_health import live_triggerers
+
+        starts = [info.started for name in names if (info := processes.running(self.layout, name))]
+        since = datetime.datetime.fromtimestamp(min(starts, default=0) - 5, datetime.timezone.utc)
+        return live_triggerers(state.sql_alchemy_conn, since)
 
     def _tail(self, name: str, chars: int = 3000) -> str:
         try:
@@ -244,22 +262,26 @@ class Deployment:
     # -- changing a running deployment ---------------------------------------------------------
 
     def ensure_triggerer_env(self, extra: dict[str, str], timeout: float = HEALTH_TIMEOUT_S) -> bool:
-        """Make ``extra`` (connections such as AIRFLOW_CONN_*) part of the triggerer's environment,
-        restarting only the triggerer when it lacks them; the values are never written to disk.
-        Returns True when it restarted."""
-        current = processes.environ(self.layout, "triggerer")
-        if current and all(current.get(k) == v for k, v in extra.items()):
-            return False
+        """Make ``extra`` (connections such as AIRFLOW_CONN_*) part of the triggerers' environment,
+        restarting only a triggerer that lacks them; the values are never written to disk.
+        Returns True when one restarted."""
         state = self._require_state()
-        env = {**(current or deployment_env(self.layout, state)), **extra}
-        processes.stop(self.layout, "triggerer")
-        processes.start(self.layout, "triggerer", processes.component_argv("triggerer", state.api_port), env)
-        self.wait_healthy(state, timeout, components=("triggerer", "api-server"))
-        return True
+        restarted = []
+        for name in TRIGGERERS:
+            current = processes.environ(self.layout, name)
+            if current and all(current.get(k) == v for k, v in extra.items()):
+                continue
+            env = {**(current or component_env(deployment_env(self.layout, state), state, name)), **extra}
+            processes.stop(self.layout, name)
+            processes.start(self.layout, name, processes.component_argv(name, state.api_port), env)
+            restarted.append(name)
+        if restarted:
+            self.wait_healthy(state, timeout, components=(*TRIGGERERS, "api-server"))
+        return bool(restarted)
 
     def restart(self, name: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
         state = self._require_state()
-        env = processes.environ(self.layout, name) or deployment_env(self.layout, state)
+        env = processes.environ(self.layout, name) or component_env(deployment_env(self.layout, state), state, name)
         processes.stop(self.layout, name)
         processes.start(self.layout, name, processes.component_argv(name, state.api_port), env)
         self.wait_healthy(state, timeout)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from erp_agents.stack.settings import PROJECT_ROOT, Layout
+from erp_agents.stack.settings import PROJECT_ROOT, TRIGGERERS, Layout
 
 STOP_TIMEOUT_S = 30.0
 
@@ -35,7 +35,7 @@ class ProcessInfo:
 
 
 def component_argv(name: str, api_port: int) -> list[str]:
-    if name == "triggerer":  # Airflow's, with its execution-API client built at start (see stack.triggerer)
+    if name in TRIGGERERS:  # Airflow's, with its execution-API client built at start (see stack.triggerer)
         return [sys.executable, "-m", "erp_agents.stack.triggerer"]
     args = ["api-server", "--port", str(api_port), "--host", "127.0.0.1"] if name == "api-server" else [name]
     return [sys.executable, "-m", "airflow", *args]

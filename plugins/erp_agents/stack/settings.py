@@ -19,7 +19,11 @@ from pydantic import BaseModel, ConfigDict
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the plugins folder
 PROJECT_ROOT = PACKAGE_ROOT.parent
-COMPONENTS = ("scheduler", "triggerer", "dag-processor", "api-server")
+# Two triggerers: each runs its agents on one event loop in one process, so one of them keeps one
+# core busy starting a burst (about 13 ms of CPU per agent, most of it pydantic-ai and the SDK); two
+# start it on both cores. They share each burst (stack.trigger_claim) and one limiter and ledger.
+TRIGGERERS = ("triggerer", "triggerer-2")
+COMPONENTS = ("scheduler", *TRIGGERERS, "dag-processor", "api-server")
 UI_USER = "admin"
 ENGINE_BUNDLE = "erp-agents-engine"  # the DAG bundle of workflows registered through OrchestrationEngine
 STATE_VERSION = 1
@@ -31,8 +35,9 @@ TUNING: dict[str, str] = {
     "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": "16",
     "AIRFLOW__CORE__DEFAULT_POOL_TASK_SLOT_COUNT": "1024",
     "AIRFLOW__TRIGGERER__CAPACITY": "1000",  # triggers one triggerer runs at once
-    # New triggers one triggerer claims per loop turn (Airflow's default 50, for sharing a burst among
-    # triggerers). A turn takes 0.2-1 s on 2 cores, so 50 spread a burst of 500 agents over 5-10 s.
+    # At most this many new triggers per triggerer and loop turn; each turn claims the triggerer's fair
+    # share (stack.trigger_claim), so one burst is split between the triggerers and claimed in one turn.
+    # Airflow's fixed 50 spread a burst of 500 agents over 5-10 s (a turn takes 0.2-1 s on 2 cores).
     "AIRFLOW__TRIGGERER__MAX_TRIGGER_TO_SELECT_PER_LOOP": "500",
     "AIRFLOW__SCHEDULER__MAX_TIS_PER_QUERY": "512",
     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
@@ -61,7 +66,11 @@ class StackState(BaseModel):
     governance_url: str
     dags_folder: str
     worker_log_port: int
-    trigger_log_port: int
+    trigger_log_port: int  # the first triggerer's log server
+    trigger_log_ports: dict[str, int] = {}  # the other triggerers' log servers, by component
+
+    def log_port_of(self, triggerer: str) -> int:
+        return self.trigger_log_ports.get(triggerer, self.trigger_log_port)
 
     @property
     def api_url(self) -> str:
@@ -181,4 +190,11 @@ def deployment_env(layout: Layout, state: StackState, extra: dict[str, str] | No
         }
     )
     env.update(extra or {})
+    return env
+
+
+def component_env(env: dict[str, str], state: StackState, name: str) -> dict[str, str]:
+    """``env`` as one component gets it: each triggerer serves its logs on a port of its own."""
+    if name in TRIGGERERS:
+        return {**env, "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(state.log_port_of(name))}
     return env

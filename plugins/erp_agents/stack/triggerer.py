@@ -322,14 +322,18 @@ def warm_imports() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from erp_agents.stack.trigger_claim import claim_fair_share
+
     build_client_at_start()
+    claim_fair_share()
     reuse_deserialized_dags()
     skip_success_callback_requests()
     end_permanent_failures_here()
     warm_imports()
     # One INFO line per HTTP request from httpx doubles what every agent request writes to the
     # trigger log channel; our own line per model request says more (tokens, cost, latency, retries).
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for name in ("httpx", "httpx2"):  # httpx2: the copy of httpx the OpenAI SDK ships
+        logging.getLogger(name).setLevel(logging.WARNING)
     from airflow.__main__ import main as airflow_main
 
     sys.argv = ["airflow", "triggerer", *(sys.argv[1:] if argv is None else argv)]
