@@ -47,7 +47,7 @@ def _counts(triggerer_id: int, health_check_threshold: float, queues: set[str] |
 
     from airflow.jobs.job import Job
     from airflow.models.trigger import Trigger
-    from airflow.utils import timezone
+    from airflow._shared.timezones import timezone
 
     alive = select(Job.id).where(
         Job.end_date.is_(None),

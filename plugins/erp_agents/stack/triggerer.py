@@ -314,6 +314,7 @@ def warm_imports() -> None:
     import openai  # noqa: F401
     import pydantic_ai.models.anthropic  # noqa: F401
     import pydantic_ai.models.openai  # noqa: F401
+    from genai_prices import data  # noqa: F401  (1 s to compile where no bytecode is cached)
 
     import erp_agents.triggers.agent  # noqa: F401
     from erp_agents.limits.estimate import o200k
@@ -323,9 +324,11 @@ def warm_imports() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from erp_agents.stack.trigger_claim import claim_fair_share
+    from erp_agents.stack.triggerer_loop import pace_claims
 
     build_client_at_start()
     claim_fair_share()
+    pace_claims()
     reuse_deserialized_dags()
     skip_success_callback_requests()
     end_permanent_failures_here()

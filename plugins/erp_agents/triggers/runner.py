@@ -58,6 +58,9 @@ def model_settings(llm_config: LLMConfig, provider_type: str) -> ModelSettings:
     return settings
 
 
+PYDANTIC_AGENT_NAME = "erp_agent"
+
+
 def _output_type(agent: Agent, provider: ProviderConfig) -> Any:
     """str, or the agent's output_schema through the provider's native structured output or a tool."""
     if not agent.output_schema:
@@ -150,7 +153,9 @@ async def _run_agent(
             output_type=_output_type(agent, provider),
             instructions=agent.system_prompt,
             tools=tools,
-            name=agent.name,
+            # One name for all: pydantic-ai builds its run graph once per agent name (an LRU of 128), so
+            # 500 agents with 500 names rebuilt it on every run. Our logs and records name the agent.
+            name=PYDANTIC_AGENT_NAME,
         )
         result = await pydantic_agent.run(
             prompt,

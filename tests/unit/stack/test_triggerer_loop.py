@@ -1,0 +1,64 @@
+"""The triggerer's paced loop: claims and clean-ups at most every CLAIM_EVERY_S, clean-up first, every
+event recorded on every turn; and the Airflow sources it stands in for."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+
+from airflow import __version__ as airflow_version
+from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
+from airflow.models.trigger import Trigger
+
+from erp_agents.stack import triggerer_loop
+
+
+class Supervisor:
+    """The steps of a turn, recorded in order; the runner answers at once, as a busy one does."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.waits: list[float] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") and name != "_service_subprocess":
+            raise AttributeError(name)
+        return lambda *args: self.waits.append(args[0]) if name == "_service_subprocess" else self.steps.append(name)
+
+
+def test_a_busy_runner_turns_the_loop_often_but_the_claim_runs_at_its_pace(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(triggerer_loop.time, "monotonic", lambda: clock[0])
+    supervisor = Supervisor()
+    for _ in range(5):  # five turns within 0.4 s
+        triggerer_loop.paced_run_once(supervisor)
+        clock[0] += 0.1
+    claims = [s for s in supervisor.steps if s in ("clean_unused", "load_triggers")]
+    assert claims == ["clean_unused", "load_triggers"]  # once, the clean-up first
+    assert supervisor.steps.count("handle_events") == 5  # events are recorded on every turn
+    assert supervisor.steps.count("heartbeat") == 5
+    assert all(0 <= w <= triggerer_loop.CLAIM_EVERY_S for w in supervisor.waits)
+    clock[0] += triggerer_loop.CLAIM_EVERY_S
+    triggerer_loop.paced_run_once(supervisor)
+    assert supervisor.steps.count("load_triggers") == 2
+
+
+def test_the_loop_stands_in_for_the_airflow_methods_it_was_written_against():
+    assert airflow_version.startswith(triggerer_loop.PATCHED_AIRFLOW)
+    sources = {
+        "TriggerRunnerSupervisor.run_once": TriggerRunnerSupervisor.run_once,
+        "TriggerRunnerSupervisor.load_triggers": TriggerRunnerSupervisor.load_triggers,
+        "TriggerRunnerSupervisor.update_triggers": TriggerRunnerSupervisor.update_triggers,
+        "Trigger.clean_unused": inspect.getattr_static(Trigger, "clean_unused").__func__,
+        "Trigger.ids_for_triggerer": inspect.getattr_static(Trigger, "ids_for_triggerer").__func__,
+    }
+    found = {name: hashlib.sha256(inspect.getsource(f).encode()).hexdigest() for name, f in sources.items()}
+    changed = sorted(name for name, digest in found.items() if triggerer_loop.PINNED_LOOP_SOURCES[name] != digest)
+    assert not changed, (f"Airflow changed {changed}: port the change into erp_agents.stack.triggerer_loop "
+                         "(the clean-up must still run before a claim), then update PINNED_LOOP_SOURCES")
+
+
+def test_the_paced_turn_replaces_airflows(monkeypatch):
+    monkeypatch.setattr(TriggerRunnerSupervisor, "run_once", TriggerRunnerSupervisor.run_once)
+    assert triggerer_loop.pace_claims() is True
+    assert TriggerRunnerSupervisor.run_once is triggerer_loop.paced_run_once
