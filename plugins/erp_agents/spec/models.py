@@ -152,7 +152,9 @@ class Agent(_Spec):
     @model_validator(mode="after")
     def _fan_out_fields(self) -> Agent:
         if self.for_each is None:
-            given = sorted({"chunk_size", "max_items"} & self.model_fields_set)
+            # A value other than the default (a dumped agent carries the defaults and must load again).
+            given = sorted(name for name in ("chunk_size", "max_items") if name in self.model_fields_set
+                           and getattr(self, name) != type(self).model_fields[name].default)
             if given:
                 raise ValueError(f"{', '.join(given)} applies to a for_each agent only")
             return self

@@ -56,3 +56,18 @@ def test_static_problems_name_file_line_and_field(reviewer, line, field, text):
     [(found_line, found_field, message)] = _problems(reviewer)
     assert (found_line, found_field) == (line, field)
     assert text in message
+
+
+def test_a_dumped_workflow_loads_again():
+    """The engine hands a workflow to another process as its JSON dump, defaults included."""
+    from erp_agents import Agent, Workflow
+
+    llm = {"model": "gpt-4o-mini"}
+    flow = Workflow(name="round_trip", module="Finance", agents=[
+        Agent(name="plain", module="Finance", llm_config=llm, prompt_template="Check {{ params.quarter }}."),
+        Agent(name="each", module="Finance", llm_config=llm, prompt_template="Review {{ item }}.",
+              for_each={"tool": "t"}, chunk_size=7),
+    ])
+    again = Workflow.model_validate(flow.model_dump(mode="json"))
+    assert again == flow
+    assert again.agents[1].chunk_size == 7
