@@ -17,7 +17,7 @@ from erp_agents.exceptions import ErpAgentsError
 
 FINISHED = ("success", "failed")
 POLL_S = 0.5
-STREAM_S = 60.0  # one wait stream at most this long, then a new one (a new token if it expired)
+STREAM_S = 60.0  # one wait stream at most this long, then a new one
 
 
 class AirflowApiError(ErpAgentsError):
@@ -60,15 +60,20 @@ class AirflowApi:
             raise AirflowApiError(f"login at {self.url}/auth/token failed: HTTP {response.status_code} {response.text[:200]}")
         self._token = response.json()["access_token"]
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, *, stream: bool = False, **kwargs: Any) -> httpx.Response:
+        """One authorized call (logged in again once when the token expired); ``stream``: the body is
+        read by the caller, who closes the response."""
         if self._token is None:
             self.login()
         for attempt in (1, 2):
             try:
-                response = self._client.request(method, f"/api/v2{path}", headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+                built = self._client.build_request(method, f"/api/v2{path}",
+                                                   headers={"Authorization": f"Bearer {self._token}"}, **kwargs)
+                response = self._client.send(built, stream=stream)
             except httpx.HTTPError as exc:
                 raise AirflowApiError(f"Airflow at {self.url} does not answer: {exc}") from None
             if response.status_code == 401 and attempt == 1:
+                response.close()
                 self.login()  # the token expired
                 continue
             if response.status_code == 401:
@@ -148,32 +153,25 @@ class AirflowApi:
 
     def _stream_state(self, dag_id: str, run_id: str, deadline: float | None) -> str:
         """The run's state from one wait stream: at the run's end, at the deadline, or after STREAM_S."""
-        fresh_token = self._token is None
-        if fresh_token:
-            self.login()
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/wait"
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/wait"
         ends = time.monotonic() + STREAM_S if deadline is None else min(deadline, time.monotonic() + STREAM_S)
         state = "queued"
+        response = self.request("GET", path, stream=True, params={"interval": POLL_S},
+                                timeout=httpx.Timeout(self.timeout, read=self.timeout + POLL_S))
         try:
-            with self._client.stream("GET", path, params={"interval": POLL_S},
-                                     headers={"Authorization": f"Bearer {self._token}"},
-                                     timeout=httpx.Timeout(self.timeout, read=self.timeout + POLL_S)) as response:
-                if response.status_code == 401:
-                    if fresh_token:
-                        raise AirflowApiError(f"Airflow at {self.url} answers 401 Unauthorized to {path}")
-                    self._token = None  # expired: the next stream logs in again
-                    return state
-                if response.status_code == 404 and not self._run_exists(dag_id, run_id):
-                    raise LookupError(f"no run {run_id} of {dag_id}")
-                if response.status_code != 200:
-                    raise _NoStream
-                for line in response.iter_lines():
-                    if line.strip():
-                        state = str(json.loads(line)["state"])
-                    if state in FINISHED or time.monotonic() > ends:
-                        break
+            if response.status_code == 404 and not self._run_exists(dag_id, run_id):
+                raise LookupError(f"no run {run_id} of {dag_id}")
+            if response.status_code != 200:
+                raise _NoStream
+            for line in response.iter_lines():
+                if line.strip():
+                    state = str(json.loads(line)["state"])
+                if state in FINISHED or time.monotonic() > ends:
+                    break
         except httpx.HTTPError as exc:
             raise AirflowApiError(f"Airflow at {self.url} does not answer: {exc}") from None
+        finally:
+            response.close()
         return state
 
     def _run_exists(self, dag_id: str, run_id: str) -> bool:
