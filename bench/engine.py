@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 from erp_agents import Agent, EngineConfig, OpenAIClient, RateLimitConfig, Workflow  # noqa: E402
 from erp_agents.engine import OrchestrationEngine  # noqa: E402
 from erp_agents.engine_run import dag_of  # noqa: E402
+from erp_agents.factory.plan import SUMMARY_TASK_ID  # noqa: E402
 from erp_agents.stack import Deployment, processes  # noqa: E402
 from erp_agents.stack.demo import admitted, peak_in_flight, read_log  # noqa: E402
 from erp_agents.stack.settings import TRIGGERERS  # noqa: E402
@@ -84,19 +86,55 @@ def span(entries: list[dict[str, Any]]) -> float:
     return max(e["ts_end"] for e in entries) - min(e["ts_start"] for e in entries) if entries else 0.0
 
 
+def _epoch(iso: str | None) -> float:
+    return datetime.fromisoformat(iso).timestamp() if iso else float("nan")
+
+
+def timeline(engine: OrchestrationEngine, results: list[Any], calls: list[dict[str, Any]], started: float,
+             returned: float) -> dict[str, float]:
+    """Where the wall time went, in seconds after the first trigger: from the simulator's log, the task
+    instances' start and end dates (REST API) and when the last result reached the caller."""
+    agents_end, summary_start, summary_end, runs_end = [], [], [], []
+    for result in results:
+        tis = engine.api.get(f"/dags/{result.workflow_id}/dagRuns/{result.run_id}/taskInstances", limit=1000)
+        for ti in tis["task_instances"]:
+            if ti["task_id"] == SUMMARY_TASK_ID:
+                summary_start.append(_epoch(ti["start_date"]))
+                summary_end.append(_epoch(ti["end_date"]))
+            else:
+                agents_end.append(_epoch(ti["end_date"]))
+        run = engine.api.get(f"/dags/{result.workflow_id}/dagRuns/{result.run_id}")
+        runs_end.append(_epoch(run["end_date"]))
+    points = {
+        "first_call": min(c["ts_start"] for c in calls), "last_call_start": max(c["ts_start"] for c in calls),
+        "last_call_end": max(c["ts_end"] for c in calls), "last_agent_task_end": max(agents_end),
+        "first_summary_start": min(summary_start), "last_summary_end": max(summary_end),
+        "last_run_end": max(runs_end), "last_result_returned": returned,
+    }
+    return {name: round(at - started, 1) for name, at in points.items()}
+
+
 def engine_phase(engine: OrchestrationEngine, sim: Any, workflows: int, agents: int) -> dict[str, Any]:
     ids = [engine.register_workflow(workflow(f"bench_engine_{w:02d}", agents), source=__file__) for w in range(workflows)]
     sim.reset()
     memory = MemoryPeaks(engine.deployment)
     memory.start()
-    started = time.monotonic()
+    returned: list[float] = []
+
+    def execute(dag_id: str) -> Any:
+        result = engine.execute_workflow(dag_id)
+        returned.append(time.time())
+        return result
+
+    started, started_at = time.monotonic(), time.time()
     with ThreadPoolExecutor(workflows) as pool:
-        results = list(pool.map(engine.execute_workflow, ids))
+        results = list(pool.map(execute, ids))
     wall = time.monotonic() - started
     memory.done.set()
     memory.join()
     calls = admitted(sim.requests())
     return {
+        "timeline_s": timeline(engine, results, calls, started_at, max(returned)),
         "workflows": workflows, "agents": workflows * agents,
         "statuses": sorted({r.status.value for r in results}),
         "agents_succeeded": sum(1 for r in results for a in r.agent_results.values() if a.state == "success"),

@@ -214,6 +214,14 @@ def load_event(data: Any) -> AgentSucceeded | AgentFailed:
         raise PermanentAgentError(f"agent trigger event is not valid: {exc}") from None
 
 
+class RunOutputs(_Contract):
+    """The ``agent_outputs`` XCom of ``workflow_summary``: every agent's answer by task id (a fan-out
+    agent's is its item results in item order; None where nothing was pushed), so that a client reads
+    a run's results in one request instead of one per agent."""
+
+    outputs: dict[str, Any]
+
+
 class SummaryAgent(_Contract):
     name: str
     critical: bool

@@ -153,16 +153,20 @@ class OrchestrationEngine:
         return self.read_result(workflow_id, run_id)
 
     def read_result(self, dag_id: str, run_id: str) -> WorkflowResult:
-        """The run's WorkflowResult from its workflow_summary XCom and its agents' outputs."""
-        from erp_agents.xcom import agent_output, run_summary_from_xcom
+        """The run's WorkflowResult from its workflow_summary XCom and the agents' outputs, which that
+        task keeps in one more XCom (``agent_outputs``): two requests, whatever the number of agents."""
+        from erp_agents.xcom import OUTPUTS_XCOM_KEY, run_outputs_from_xcom, run_summary_from_xcom
 
         value = self.api.xcom(dag_id, run_id, SUMMARY_TASK_ID)
         if value is None:
             states = self.api.task_states(dag_id, run_id)
             raise ErpAgentsError(f"run {run_id} of {dag_id} has no summary; task states: {states}")
         summary = run_summary_from_xcom(value)
-        outputs = {task_id: agent_output(self.api.xcom(dag_id, run_id, task_id)) for task_id in summary.per_agent}
-        return WorkflowResult.from_summary(summary, outputs)
+        outputs = self.api.xcom(dag_id, run_id, SUMMARY_TASK_ID, OUTPUTS_XCOM_KEY)
+        if outputs is None:
+            raise ErpAgentsError(f"run {run_id} of {dag_id} has a summary without agent outputs: its DAG was "
+                                 "built by an erp-agents older than this client; upgrade the deployment's plugin")
+        return WorkflowResult.from_summary(summary, run_outputs_from_xcom(outputs))
 
     def get_workflow_status(self, workflow_id: str) -> dict[str, Any]:
         """The latest run's summary (status, reason, per-agent cost), or ``registered`` before any run."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from erp_agents.contracts import AgentOutput, ItemResult, RunContext, RunSummary, Transcript, load_contract
+from erp_agents.contracts import AgentOutput, ItemResult, RunContext, RunOutputs, RunSummary, Transcript, load_contract
 from erp_agents.costs.record import COST_XCOM_KEY, CostRecord
 from erp_agents.exceptions import ContractVersionError, PermanentAgentError
 from erp_agents.spec.models import ITEMS_STEP_SUFFIX
@@ -19,17 +19,21 @@ from erp_agents.spec.models import ITEMS_STEP_SUFFIX
 RETURN_VALUE_KEY = "return_value"
 TRANSCRIPT_XCOM_KEY = "transcript"
 ITEMS_XCOM_KEY = "items"  # a fan-out chunk's per-item results
+OUTPUTS_XCOM_KEY = "agent_outputs"  # workflow_summary's copy of every agent's output
 __all__ = [
     "ITEMS_XCOM_KEY",
+    "OUTPUTS_XCOM_KEY",
     "COST_XCOM_KEY",
     "RETURN_VALUE_KEY",
     "agent_output",
     "apull_agent_outputs",
+    "apull_chunk",
     "cost_record_from_xcom",
     "decode",
     "fan_out_output",
     "item_results_from_xcom",
     "pull_agent_outputs",
+    "run_outputs_from_xcom",
     "run_summary_from_xcom",
     "success_xcoms",
 ]
@@ -104,6 +108,11 @@ def run_summary_from_xcom(value: Any) -> RunSummary:
     return load_contract(RunSummary, decode(value), "workflow_summary XCom")
 
 
+def run_outputs_from_xcom(value: Any) -> dict[str, Any]:
+    """The ``workflow_summary`` task's ``agent_outputs`` XCom: outputs by task id."""
+    return load_contract(RunOutputs, decode(value), "agent_outputs XCom").outputs
+
+
 def success_xcoms(
     output: AgentOutput, record: CostRecord, transcript: Transcript | None = None,
     items: list[ItemResult] | None = None,
@@ -175,6 +184,18 @@ async def _apull_fan_out(run: RunContext, task_id: str) -> list[Any]:
         for i in range(len(chunks))
     ]
     return fan_out_output(values, [len(chunk["items"]) for chunk in chunks])
+
+
+async def apull_chunk(run: RunContext, items_task_id: str) -> Any:
+    """This mapped task's chunk (by its map index) from the items step's chunk list, in the triggerer."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    chunks = decode(await XCom.aget_one(key=RETURN_VALUE_KEY, dag_id=run.dag_id, task_id=items_task_id,
+                                        run_id=run.run_id, map_index=-1))
+    if not isinstance(chunks, list) or not 0 <= run.map_index < len(chunks):
+        count = len(chunks) if isinstance(chunks, list) else type(chunks).__name__
+        raise PermanentAgentError(f"items XCom of {items_task_id}: no chunk {run.map_index} (chunks: {count})")
+    return chunks[run.map_index]
 
 
 async def apush_cost_record(run: RunContext, record: CostRecord) -> None:

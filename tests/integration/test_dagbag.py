@@ -149,6 +149,7 @@ def test_invoice_review_fans_out_over_mapped_chunks(dagbag):
     reviewer = dag.get_task("finance.invoice_reviewer")
     assert type(reviewer).__name__ == "MappedOperator"
     assert reviewer.upstream_task_ids == {"finance.invoice_reviewer__items"}
-    # Airflow 3.3 does not start mapped tasks in the triggerer: chunks start on a worker and defer.
-    assert reviewer.partial_kwargs["start_from_trigger"] is False
+    # Every chunk starts in the triggerer and reads its own chunk from the items step.
+    assert reviewer.start_from_trigger is True
+    assert reviewer.start_trigger_args.trigger_kwargs["chunk_source"] == "finance.invoice_reviewer__items"
     assert dag.get_task("finance.review_summary").upstream_task_ids == {"finance.invoice_reviewer"}

@@ -51,12 +51,11 @@ def render_dag(plan: DagPlan) -> DAG:
                 )
                 continue
             items = items_steps[task.task_id] = _items_step(task, groups[task.group_id])
-            # One mapped task per chunk. Airflow 3.3 cannot start mapped tasks in the triggerer, so each
-            # chunk starts on a worker and defers at once: waiting for calls holds no worker slot.
-            operators[task.task_id] = LLMAgentOperator.partial(
-                task_id=task.local_id, task_group=groups[task.group_id], invocation=task.invocation.to_json(),
-                start_from_trigger=False, **settings,
-            ).expand(chunk=items.output)
+            # One mapped task per chunk, each started in the triggerer like any agent.
+            operators[task.task_id] = LLMAgentOperator.chunk_tasks(
+                items=items.output, items_task_id=items.task_id, invocation=task.invocation.to_json(),
+                task_id=task.local_id, task_group=groups[task.group_id], **settings,
+            )
         for task in plan.tasks:
             if task.upstream_task_ids:
                 upstream = [operators[u] for u in task.upstream_task_ids]

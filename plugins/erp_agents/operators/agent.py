@@ -5,6 +5,9 @@ worker process. ``execute()`` is the fallback used where a worker step is unavoi
 ``airflow dags test`` / ``dag.test()`` (they call execute() and run the deferred trigger inline) and
 ``start_from_trigger=False``. Both paths build the same trigger and run the same code.
 
+A fan-out agent's chunks (mapped tasks, ``chunk_tasks``) start in the triggerer too: every chunk's
+trigger has the same kwargs and reads its own chunk, by its map index, from the items step's XCom.
+
 The agent's ``AgentInvocation`` is stored once, as the trigger kwargs of ``start_trigger_args``: the
 triggerer deserializes the whole DAG for every trigger it starts, so nothing is stored twice.
 """
@@ -30,9 +33,8 @@ class LLMAgentOperator(BaseOperator):
 
     :param invocation: the agent's plan (spec, provider, prices, upstream task ids, limits, budgets).
     :param start_from_trigger: start in the triggerer (default) or on a worker.
-    :param chunk: a fan-out agent's share of items (an ``ItemChunk``), given by ``.expand(chunk=...)``.
-        Airflow 3.3 does not start mapped tasks in the triggerer (``expand_start_from_trigger`` is
-        unsupported, GH-52141), so a chunk starts on a worker and defers at once.
+    :param chunk: a fan-out agent's share of items (an ``ItemChunk``), given by ``.expand(chunk=...)``
+        (see ``chunk_tasks``); read by ``execute()``, the worker path.
     """
 
     # The prompt is rendered by the trigger in a sandbox with upstream outputs as values, the same
@@ -54,13 +56,27 @@ class LLMAgentOperator(BaseOperator):
         self.chunk = chunk
         timeout: timedelta | None = self.execution_timeout
         typed = load_contract(AgentInvocation, invocation, f"invocation of task {self.task_id!r}")
-        self.start_trigger_args = StartTriggerArgs(
-            trigger_cls=CLASSPATH,
-            trigger_kwargs={"invocation": typed.to_json(), "end_in_triggerer": True, **self._failure_ending()},
-            next_method="execute_complete",
-            next_kwargs=None,
-            timeout=timeout,
-        )
+        self.start_trigger_args = _start_trigger_args(typed.to_json(), self._failure_ending(), timeout)
+
+    @classmethod
+    def chunk_tasks(cls, *, items: Any, items_task_id: str, invocation: str, **partial_kwargs: Any) -> Any:
+        """A fan-out agent's tasks: one mapped task per chunk of ``items`` (the items step's output).
+
+        Each chunk starts in the triggerer like any agent: the scheduler defers a mapped task whose
+        operator has ``start_from_trigger`` and ``start_trigger_args`` (Airflow 3.3 reads both off the
+        serialized mapped operator, ``TaskInstance.defer_task``), but ``partial()`` accepts neither and
+        their kwargs cannot differ per map index. So they are set on the mapped operator, and every
+        chunk's trigger reads its own chunk by map index from ``items_task_id``'s XCom (``chunk_source``).
+        Under ``dag.test()`` a chunk runs ``execute()`` with the chunk ``expand()`` gave it.
+        tests/integration/test_fan_out_starts_in_triggerer.py proves the scheduler path.
+        """
+        mapped = cls.partial(invocation=invocation, **partial_kwargs).expand(chunk=items)
+        ending = {"task_retries": int(partial_kwargs.get("retries") or 0),
+                  "end_failures_in_triggerer": not partial_kwargs.get("on_failure_callback")}
+        mapped.start_from_trigger = True
+        mapped.start_trigger_args = _start_trigger_args(
+            invocation, {**ending, "chunk_source": items_task_id}, partial_kwargs.get("execution_timeout"))
+        return mapped
 
     def _failure_ending(self) -> dict[str, Any]:
         """What the trigger needs to end a failure itself (``AgentTrigger._failed``)."""
@@ -102,6 +118,17 @@ class LLMAgentOperator(BaseOperator):
                 context["ti"].xcom_push(key=TRANSCRIPT_XCOM_KEY, value=typed.transcript.model_dump(mode="json"))
             return typed.result.model_dump(mode="json")
         raise airflow_error(typed, self.task_id)
+
+
+def _start_trigger_args(invocation: str, kwargs: dict[str, Any], timeout: timedelta | None) -> StartTriggerArgs:
+    """How the scheduler starts an agent's trigger: the stored invocation plus how the trigger ends."""
+    return StartTriggerArgs(
+        trigger_cls=CLASSPATH,
+        trigger_kwargs={"invocation": invocation, "end_in_triggerer": True, **kwargs},
+        next_method="execute_complete",
+        next_kwargs=None,
+        timeout=timeout,
+    )
 
 
 # ``DAG.test()`` marks its runs so (Airflow 3.3; tests/unit/operators pins it).

@@ -2,7 +2,8 @@
 
 Reads each agent's state and cost record and decides the run's outcome the seed's way:
 completed (all agents succeeded), partial (only non-critical agents failed and partial completion
-is allowed) or failed (the task then fails, so the DAG run does too).
+is allowed) or failed (the task then fails, so the DAG run does too). It also keeps every agent's
+output in one XCom (``agent_outputs``), which the engine reads instead of one request per agent.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from erp_agents.contracts import SummaryPlan, load_contract
+from erp_agents.contracts import RunOutputs, SummaryPlan, load_contract
 from erp_agents.costs.hook import CostHook
 from erp_agents.exceptions import GovernanceStoreUnavailable
 from erp_agents.notifications import callbacks_for, notify_partial
 from erp_agents.monitoring.outcome import AgentOutcome, decide_outcome, fan_out_outcome
-from erp_agents.xcom import COST_XCOM_KEY, RETURN_VALUE_KEY, cost_record_from_xcom
+from erp_agents.xcom import COST_XCOM_KEY, OUTPUTS_XCOM_KEY, RETURN_VALUE_KEY, cost_record_from_xcom, pull_agent_outputs
 
 
 class WorkflowSummaryOperator(BaseOperator):
@@ -51,6 +52,9 @@ class WorkflowSummaryOperator(BaseOperator):
             )
             for task_id in task_ids
         ]
+        fan_out = tuple(task_id for task_id in task_ids if plan.agents[task_id].items_task_id)
+        outputs = pull_agent_outputs(ti, {task_id: task_id for task_id in task_ids}, fan_out)
+        ti.xcom_push(key=OUTPUTS_XCOM_KEY, value=RunOutputs(outputs=outputs).model_dump(mode="json"))
         summary = decide_outcome(plan.workflow, outcomes, plan.allow_partial_completion, plan.cost_budget, ti.run_id)
         summary = summary.model_copy(update={"ledger_cost": self._ledger_check(ti, outcomes)})
         self.log.info(

@@ -37,7 +37,7 @@ from erp_agents.monitoring.outcome import merged_record
 from erp_agents.triggers.fanout import run_chunk
 from erp_agents.triggers.errors import as_agent_error, is_expected, mask, mask_value
 from erp_agents.triggers.runner import run_agent
-from erp_agents.xcom import apull_agent_outputs, apush_cost_record, failure_xcoms, success_xcoms
+from erp_agents.xcom import apull_agent_outputs, apull_chunk, apush_cost_record, failure_xcoms, success_xcoms
 
 CLASSPATH = "erp_agents.triggers.agent.AgentTrigger"
 CANCEL_PUSH_TIMEOUT_S = 10.0
@@ -55,6 +55,8 @@ class AgentTrigger(BaseTrigger):
     :param run: the ``RunContext`` when started from ``execute()``; else read from the task instance.
     :param upstream_outputs: upstream outputs by agent name when started from ``execute()``.
     :param chunk: the ``ItemChunk`` of a fan-out agent's mapped task: its items run concurrently.
+    :param chunk_source: instead of ``chunk``, when the chunk started in the triggerer: the items step's
+        task id, whose XCom lists the chunks; this task's map index picks its own.
     """
 
     def __init__(
@@ -65,11 +67,13 @@ class AgentTrigger(BaseTrigger):
         run: dict[str, Any] | None = None,
         upstream_outputs: dict[str, Any] | None = None,
         chunk: dict[str, Any] | None = None,
+        chunk_source: str | None = None,
         task_retries: int = 0,
         end_failures_in_triggerer: bool = False,
     ) -> None:
         super().__init__()
         self.chunk = chunk
+        self.chunk_source = chunk_source
         self.task_retries = task_retries
         self.end_failures_in_triggerer = end_failures_in_triggerer
         self.raw_invocation = invocation
@@ -95,10 +99,12 @@ class AgentTrigger(BaseTrigger):
         }
         if self.chunk is not None:  # only fan-out chunks carry it: stored kwargs of other agents stay as they were
             kwargs["chunk"] = self.chunk
+        if self.chunk_source is not None:
+            kwargs["chunk_source"] = self.chunk_source
         return CLASSPATH, kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        if self.chunk is not None:
+        if self.chunk is not None or self.chunk_source is not None:
             async for event in self._run_chunk():
                 yield event
             return
@@ -149,8 +155,9 @@ class AgentTrigger(BaseTrigger):
             if self.invalid is not None:
                 raise self.invalid
             assert self.invocation is not None
-            chunk = load_contract(ItemChunk, self.chunk, "AgentTrigger chunk")
             run = self._run()
+            raw_chunk = self.chunk if self.chunk is not None else await apull_chunk(run, str(self.chunk_source))
+            chunk = load_contract(ItemChunk, raw_chunk, "AgentTrigger chunk")
             upstream = self.upstream_outputs
             if upstream is None:
                 upstream = await apull_agent_outputs(run, self.invocation.upstream, self.invocation.fan_out_upstream)

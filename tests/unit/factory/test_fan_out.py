@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from erp_agents.contracts import AgentInvocation, load_contract
 from erp_agents.exceptions import PermanentAgentError
 from erp_agents.factory.plan import plan_workflow
 from erp_agents.factory.render import render_dag
@@ -43,11 +44,29 @@ def test_render_maps_the_agent_over_the_items_step():
     assert type(items).__name__ == "ForEachItemsOperator" and type(reviewer).__name__ == "MappedOperator"
     assert items.upstream_task_ids == {"finance.lister"}
     assert reviewer.upstream_task_ids == {"finance.lister", "finance.reviewer__items"}
-    assert reviewer.partial_kwargs["start_from_trigger"] is False
+    # every chunk starts in the triggerer and reads its own chunk from the items step by map index
+    assert reviewer.start_from_trigger is True
+    kwargs = reviewer.start_trigger_args.trigger_kwargs
+    assert kwargs["chunk_source"] == "finance.reviewer__items" and kwargs["end_in_triggerer"] is True
+    assert load_contract(AgentInvocation, kwargs["invocation"], "test").agent.name == "reviewer"
     assert items.fan_out.arguments == {"type": "AR"}
     assert dag.get_task("finance.writer").upstream_task_ids == {"finance.reviewer"}
     assert type(dag.get_task("finance.writer")).__name__ == "LLMAgentOperator"
     assert dag.get_task("workflow_summary").upstream_task_ids >= {"finance.reviewer", "finance.writer"}
+
+
+def test_the_scheduler_sees_chunks_that_start_in_the_triggerer():
+    """What the scheduler reads (``TaskInstance.start_trigger_args``): the serialized mapped operator's
+    ``start_from_trigger`` and ``start_trigger_args``. An Airflow that stopped serializing them would
+    start chunks on workers again; this fails first."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = render_dag(plan_workflow(_wf(for_each=ForEach(agent="lister"))))
+    reviewer = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("finance.reviewer")
+    assert type(reviewer).__name__ == "SerializedMappedOperator" and reviewer.start_from_trigger is True
+    args = reviewer.start_trigger_args
+    assert args.trigger_cls == "erp_agents.triggers.agent.AgentTrigger" and args.next_method == "execute_complete"
+    assert args.timeout is not None
 
 
 def test_chunks_cover_every_item_once_in_order():

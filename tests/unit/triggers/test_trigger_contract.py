@@ -122,3 +122,48 @@ def test_a_cancelled_run_reports_its_cost_record(monkeypatch):
 
     asyncio.run(cancel_soon())
     assert pushed == [("hr.a", "cancelled", 0)]
+
+
+def test_a_chunk_started_in_the_triggerer_keeps_its_source_through_serialize():
+    trigger = AgentTrigger(invocation=_invocation(), run=RUN, chunk_source="hr.a__items")
+    classpath, kwargs = trigger.serialize()
+    assert kwargs["chunk_source"] == "hr.a__items" and "chunk" not in kwargs
+    assert AgentTrigger(**kwargs).serialize() == (classpath, kwargs)
+
+
+@pytest.mark.parametrize("stored, map_index, expected", [
+    ([{"start": 0, "items": [1, 2]}, {"start": 2, "items": [3]}], 1, {"start": 2, "items": [3]}),
+    ('[{"start": 0, "items": ["a"]}]', 0, {"start": 0, "items": ["a"]}),  # as a TaskSuccessEvent stored it
+])
+def test_a_chunk_reads_its_own_share_by_map_index(monkeypatch, stored, map_index, expected):
+    from airflow.sdk.execution_time.xcom import XCom
+
+    from erp_agents.contracts import RunContext
+    from erp_agents.xcom import apull_chunk
+
+    asked = {}
+
+    async def aget_one(**kwargs):
+        asked.update(kwargs)
+        return stored
+
+    monkeypatch.setattr(XCom, "aget_one", aget_one)
+    run = RunContext.model_validate({**RUN, "map_index": map_index})
+    assert asyncio.run(apull_chunk(run, "hr.a__items")) == expected
+    assert (asked["task_id"], asked["map_index"], asked["run_id"]) == ("hr.a__items", -1, "r")
+
+
+@pytest.mark.parametrize("stored, map_index", [([{"start": 0, "items": []}], 1), (None, 0), ({"a": 1}, 0)])
+def test_a_chunk_without_a_share_fails_permanently_before_any_call(monkeypatch, stored, map_index):
+    from airflow.sdk.execution_time.xcom import XCom
+
+    async def aget_one(**kwargs):
+        return stored
+
+    monkeypatch.setattr(XCom, "aget_one", aget_one)
+    trigger = AgentTrigger(invocation=_invocation(), end_in_triggerer=False, run={**RUN, "map_index": map_index},
+                           chunk_source="hr.a__items")
+    [event] = _events(trigger)
+    failed = load_event(event.payload)
+    assert isinstance(failed, AgentFailed) and failed.error_type == "PermanentAgentError"
+    assert "items XCom of hr.a__items: no chunk" in failed.message and failed.cost_record.calls == 0

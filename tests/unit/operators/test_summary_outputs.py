@@ -1,0 +1,102 @@
+"""workflow_summary keeps every agent's output in one XCom, and the engine reads a run from it:
+plain agents by task id, a fan-out agent as its chunks' outputs joined in item order."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from erp_agents.contracts import AgentOutput, SummaryAgent, SummaryPlan
+from erp_agents.costs.record import CostRecord
+from erp_agents.engine import OrchestrationEngine
+from erp_agents.exceptions import ErpAgentsError
+from erp_agents.operators.summary import WorkflowSummaryOperator
+from erp_agents.xcom import COST_XCOM_KEY, OUTPUTS_XCOM_KEY, RETURN_VALUE_KEY, run_outputs_from_xcom
+
+PLAN = SummaryPlan(workflow="wf", allow_partial_completion=True, agents={
+    "finance.lister": SummaryAgent(name="lister", critical=False),
+    "finance.reviewer": SummaryAgent(name="reviewer", critical=False, items_task_id="finance.reviewer__items"),
+    "finance.failed": SummaryAgent(name="failed", critical=False),
+})
+
+
+def _output(value: Any, agent: str) -> dict[str, Any]:
+    return AgentOutput(output=value, agent=agent, model="m").model_dump(mode="json")
+
+
+def _record(agent: str) -> dict[str, Any]:
+    return CostRecord(workflow="wf", agent=agent, module="Finance", provider="p", model="m").to_dict()
+
+
+class FakeTI:
+    """The XComs a run left: two chunks of three and two items, an agent that pushed no output."""
+
+    dag_id, run_id = "wf", "run-1"
+
+    def __init__(self) -> None:
+        self.store: dict[tuple[str, str, int], Any] = {
+            ("finance.lister", RETURN_VALUE_KEY, -1): _output(["a", "b", "c", "d", "e"], "lister"),
+            ("finance.lister", COST_XCOM_KEY, -1): _record("lister"),
+            ("finance.reviewer__items", RETURN_VALUE_KEY, -1): [{"start": 0, "items": [1, 2, 3]}, {"start": 3, "items": [4, 5]}],
+            ("finance.reviewer", RETURN_VALUE_KEY, 0): _output(["r1", "r2", "r3"], "reviewer"),
+            ("finance.reviewer", RETURN_VALUE_KEY, 1): '{"schema_version": 1, "output": ["r4", "r5"], "agent": "reviewer", "model": "m"}',
+            ("finance.failed", COST_XCOM_KEY, -1): _record("failed"),
+        }
+        self.pushed: dict[str, Any] = {}
+
+    def get_task_states(self, **_: Any) -> dict[str, Any]:
+        return {"run-1": {"finance.lister": "success", "finance.reviewer_0": "success",
+                          "finance.reviewer_1": "success", "finance.failed": "failed"}}
+
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
+        return self.store.get((task_ids, key, map_indexes))
+
+    def xcom_push(self, *, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def test_the_summary_keeps_every_output_and_a_fan_out_in_item_order(monkeypatch):
+    monkeypatch.setattr(WorkflowSummaryOperator, "_ledger_check", lambda self, ti, outcomes: None)
+    ti = FakeTI()
+    summary = WorkflowSummaryOperator(task_id="workflow_summary", summary=PLAN).execute({"ti": ti})
+    assert summary["status"] == "partial"
+    assert run_outputs_from_xcom(ti.pushed[OUTPUTS_XCOM_KEY]) == {
+        "finance.lister": ["a", "b", "c", "d", "e"],
+        "finance.reviewer": ["r1", "r2", "r3", "r4", "r5"],
+        "finance.failed": None,
+    }
+
+
+class FakeApi:
+    def __init__(self, xcoms: dict[tuple[str, str], Any]) -> None:
+        self.xcoms, self.asked = xcoms, []
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = RETURN_VALUE_KEY) -> Any:
+        self.asked.append((task_id, key))
+        return self.xcoms.get((task_id, key))
+
+
+def _engine_with(api: FakeApi) -> OrchestrationEngine:
+    engine = OrchestrationEngine(url="http://airflow.invalid")
+    engine._api = api  # type: ignore[assignment]
+    return engine
+
+
+def test_the_engine_reads_a_run_in_two_requests(monkeypatch):
+    monkeypatch.setattr(WorkflowSummaryOperator, "_ledger_check", lambda self, ti, outcomes: None)
+    ti = FakeTI()
+    summary = WorkflowSummaryOperator(task_id="workflow_summary", summary=PLAN).execute({"ti": ti})
+    api = FakeApi({("workflow_summary", RETURN_VALUE_KEY): summary,
+                   ("workflow_summary", OUTPUTS_XCOM_KEY): ti.pushed[OUTPUTS_XCOM_KEY]})
+    result = _engine_with(api).read_result("wf", "run-1")
+    assert result.agent_results["reviewer"].output == ["r1", "r2", "r3", "r4", "r5"]
+    assert result.agent_results["failed"].output is None and result.agent_results["failed"].state == "failed"
+    assert api.asked == [("workflow_summary", RETURN_VALUE_KEY), ("workflow_summary", OUTPUTS_XCOM_KEY)]
+
+
+def test_a_summary_without_outputs_names_the_plugin_version_gap(monkeypatch):
+    monkeypatch.setattr(WorkflowSummaryOperator, "_ledger_check", lambda self, ti, outcomes: None)
+    summary = WorkflowSummaryOperator(task_id="workflow_summary", summary=PLAN).execute({"ti": FakeTI()})
+    with pytest.raises(ErpAgentsError, match="older than this client"):
+        _engine_with(FakeApi({("workflow_summary", RETURN_VALUE_KEY): summary})).read_result("wf", "run-1")
