@@ -20,7 +20,15 @@ RETURN_VALUE_KEY = "return_value"
 TRANSCRIPT_XCOM_KEY = "transcript"
 ITEMS_XCOM_KEY = "items"  # a fan-out chunk's per-item results
 OUTPUTS_XCOM_KEY = "agent_outputs"  # workflow_summary's copy of every agent's output
+CHUNK_SIZES_XCOM_KEY = "chunk_sizes"  # a fan-out items step's item count per chunk
+
+
+def chunk_key(index: int) -> str:
+    """The items step's XCom key holding chunk ``index`` alone (what that mapped task's trigger reads)."""
+    return f"chunk_{index}"
+
 __all__ = [
+    "CHUNK_SIZES_XCOM_KEY",
     "ITEMS_XCOM_KEY",
     "OUTPUTS_XCOM_KEY",
     "COST_XCOM_KEY",
@@ -28,6 +36,7 @@ __all__ = [
     "agent_output",
     "apull_agent_outputs",
     "apull_chunk",
+    "chunk_key",
     "cost_record_from_xcom",
     "decode",
     "fan_out_output",
@@ -145,9 +154,9 @@ def pull_agent_outputs(
     for name, task_id in upstream.items():
         if name in fan_out:
             items_step = f"{task_id}{ITEMS_STEP_SUFFIX}"
-            chunks = decode(ti.xcom_pull(task_ids=items_step, key=RETURN_VALUE_KEY, map_indexes=-1)) or []
-            values = [ti.xcom_pull(task_ids=task_id, key=RETURN_VALUE_KEY, map_indexes=i) for i in range(len(chunks))]
-            outputs[name] = fan_out_output(values, [len(chunk["items"]) for chunk in chunks])
+            sizes = decode(ti.xcom_pull(task_ids=items_step, key=CHUNK_SIZES_XCOM_KEY, map_indexes=-1)) or []
+            values = [ti.xcom_pull(task_ids=task_id, key=RETURN_VALUE_KEY, map_indexes=i) for i in range(len(sizes))]
+            outputs[name] = fan_out_output(values, sizes)
         else:
             outputs[name] = agent_output(ti.xcom_pull(task_ids=task_id, key=RETURN_VALUE_KEY, map_indexes=map_index))
     return outputs
@@ -174,28 +183,33 @@ async def apull_agent_outputs(
 async def _apull_fan_out(run: RunContext, task_id: str) -> list[Any]:
     """A fan-out agent's joined output, one map index at a time: the triggerer's supervisor in Airflow 3.3
     serves GetXCom but not the sequence reads a mapped XCom needs (GetXComSequenceSlice), so the chunk
-    count comes from the items step's chunk list."""
+    count comes from the items step's chunk sizes (never its whole chunk list: see ``apull_chunk``)."""
     from airflow.sdk.execution_time.xcom import XCom
 
-    chunks = decode(await XCom.aget_one(key=RETURN_VALUE_KEY, dag_id=run.dag_id, task_id=f"{task_id}{ITEMS_STEP_SUFFIX}",
-                                        run_id=run.run_id, map_index=-1)) or []
+    sizes = decode(await XCom.aget_one(key=CHUNK_SIZES_XCOM_KEY, dag_id=run.dag_id,
+                                       task_id=f"{task_id}{ITEMS_STEP_SUFFIX}", run_id=run.run_id, map_index=-1)) or []
     values = [
         await XCom.aget_one(key=RETURN_VALUE_KEY, dag_id=run.dag_id, task_id=task_id, run_id=run.run_id, map_index=i)
-        for i in range(len(chunks))
+        for i in range(len(sizes))
     ]
-    return fan_out_output(values, [len(chunk["items"]) for chunk in chunks])
+    return fan_out_output(values, sizes)
 
 
 async def apull_chunk(run: RunContext, items_task_id: str) -> Any:
-    """This mapped task's chunk (by its map index) from the items step's chunk list, in the triggerer."""
+    """This mapped task's chunk (by its map index), in the triggerer.
+
+    Read from the items step's XCom of that chunk alone, not its whole chunk list: Airflow 3.3's
+    triggerer supervisor writes each answer to the trigger runner in one blocking send, while the
+    runner may itself be blocked writing logs back to it. An answer larger than the socket's buffer
+    (2,000 items' list, 40 chunks asking at once) deadlocked both processes.
+    """
     from airflow.sdk.execution_time.xcom import XCom
 
-    chunks = decode(await XCom.aget_one(key=RETURN_VALUE_KEY, dag_id=run.dag_id, task_id=items_task_id,
-                                        run_id=run.run_id, map_index=-1))
-    if not isinstance(chunks, list) or not 0 <= run.map_index < len(chunks):
-        count = len(chunks) if isinstance(chunks, list) else type(chunks).__name__
-        raise PermanentAgentError(f"items XCom of {items_task_id}: no chunk {run.map_index} (chunks: {count})")
-    return chunks[run.map_index]
+    chunk = decode(await XCom.aget_one(key=chunk_key(run.map_index), dag_id=run.dag_id, task_id=items_task_id,
+                                       run_id=run.run_id, map_index=-1))
+    if chunk is None:
+        raise PermanentAgentError(f"items XCom of {items_task_id}: no chunk {run.map_index}")
+    return chunk
 
 
 async def apush_cost_record(run: RunContext, record: CostRecord) -> None:

@@ -16,6 +16,7 @@ from erp_agents.engine import OrchestrationEngine
 from erp_agents.stack import Deployment
 from erp_agents.stack.demo import peak_in_flight
 from tests.e2e.conftest import SLOW_CONN, SLOW_KEY, SLOW_LATENCY
+from tests.e2e.helpers import final_text, first_user_text
 
 KEY = SLOW_KEY
 LATENCY = SLOW_LATENCY
@@ -61,6 +62,35 @@ def test_eight_independent_agents_overlap_and_fan_in(engine, sim):
     level_gap = wall - (last["ts_end"] - last["ts_start"]) - max(r["ts_end"] - r["ts_start"] for r in first_eight)
     assert wall < 3 * LATENCY + 3, (wall, level_gap)
     assert result.agent_results["combine"].output == last["response"]["choices"][0]["message"]["content"]
+
+
+def test_fan_out_chunks_start_in_the_triggerer_and_the_engine_returns_every_item(engine, sim):
+    """26 open invoices in chunks of 5: six mapped tasks, each started by the scheduler in the triggerer
+    (never on a worker) with its own share read by map index; under the default limit of 10 calls at
+    once, more than one chunk's items are at the server together; the engine returns the joined list."""
+    from include.erp.tools.finance import list_open_invoices
+
+    sim.reset()
+    invoices = list_open_invoices()
+    reviewer = Agent(name="reviewer", module="Finance", llm_config={"model": "gpt-4o-mini", "max_tokens": 40},
+                     for_each={"tool": "finance.list_open_invoices"}, chunk_size=5,
+                     prompt_template="Review invoice {{ item.invoice_id }}.")
+    workflow_id = engine.register_workflow(Workflow(name="embedded_fan_out", agents=[reviewer]))
+
+    result = engine.execute_workflow(workflow_id)
+
+    assert result.status is WorkflowStatus.COMPLETED, result.reason
+    requests = sim.requests()
+    assert len(requests) == len(invoices) and {r["status"] for r in requests} == {200}
+    assert peak_in_flight(requests) > 5  # two chunks' items at once
+    output = result.agent_results["reviewer"].output
+    answers = {first_user_text(r): final_text(r) for r in requests}
+    assert output == [answers[f"Review invoice {inv['invoice_id']}."] for inv in invoices]  # item order kept
+    tis = engine.api.get(f"/dags/{workflow_id}/dagRuns/{result.run_id}/taskInstances", limit=100)["task_instances"]
+    chunks = [ti for ti in tis if ti["task_id"] == "finance.reviewer"]
+    assert sorted(ti["map_index"] for ti in chunks) == list(range(6))
+    assert all(ti["state"] == "success" and ti["pid"] is None for ti in chunks), chunks  # no worker process
+    assert result.summary["per_agent"]["finance.reviewer"]["items_ok"] == len(invoices)
 
 
 def test_key_reaches_the_triggerer_only_through_its_environment(engine):

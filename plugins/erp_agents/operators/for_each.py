@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from erp_agents.contracts import FanOut, ItemChunk, load_contract
 from erp_agents.costs.record import CostRecord
 from erp_agents.exceptions import PermanentAgentError
-from erp_agents.xcom import COST_XCOM_KEY, pull_agent_outputs
+from erp_agents.xcom import CHUNK_SIZES_XCOM_KEY, COST_XCOM_KEY, chunk_key, pull_agent_outputs
 
 
 def checked_items(value: Any, *, agent: str, source: str, max_items: int) -> list[Any]:
@@ -93,6 +93,11 @@ class ForEachItemsOperator(BaseOperator):
         chunks = chunks_of(items, fan_out.chunk_size)
         self.log.info("Agent %s: %d items in %d chunks of at most %d", record.agent, len(items), len(chunks),
                       fan_out.chunk_size)
+        # Each chunk also alone, for the trigger that starts in the triggerer (``apull_chunk``), and the
+        # sizes, for downstream agents there; the return value is what ``.expand()`` maps over.
+        for index, chunk in enumerate(chunks):
+            context["ti"].xcom_push(key=chunk_key(index), value=chunk)
+        context["ti"].xcom_push(key=CHUNK_SIZES_XCOM_KEY, value=[len(chunk["items"]) for chunk in chunks])
         return chunks
 
     def _source_value(self, ti: Any) -> tuple[Any, str]:

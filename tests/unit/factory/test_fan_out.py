@@ -91,3 +91,22 @@ def test_a_source_that_is_not_a_small_enough_list_is_refused(value, text):
 
 def test_an_upstream_answer_in_json_text_is_a_list():
     assert checked_items('[{"id": 1}, 2]', agent="a", source="agent 'b'", max_items=2) == [{"id": 1}, 2]
+
+
+def test_the_items_step_keeps_each_chunk_alone_and_the_sizes():
+    """The triggerer reads one chunk, or the sizes, never the whole list (see ``apull_chunk``)."""
+    from erp_agents.xcom import CHUNK_SIZES_XCOM_KEY, chunk_key
+
+    dag = render_dag(plan_workflow(_wf(for_each=ForEach(tool="finance.list_open_invoices"), chunk_size=10)))
+    step = dag.get_task("finance.reviewer__items")
+
+    class TI:
+        pushed: dict = {}
+
+        def xcom_push(self, *, key, value):
+            self.pushed[key] = value
+
+    ti = TI()
+    chunks = step.execute({"ti": ti})
+    assert [len(c["items"]) for c in chunks] == ti.pushed[CHUNK_SIZES_XCOM_KEY] == [10, 10, 6]
+    assert [ti.pushed[chunk_key(i)] for i in range(3)] == chunks

@@ -12,7 +12,7 @@ from erp_agents.costs.record import CostRecord
 from erp_agents.engine import OrchestrationEngine
 from erp_agents.exceptions import ErpAgentsError
 from erp_agents.operators.summary import WorkflowSummaryOperator
-from erp_agents.xcom import COST_XCOM_KEY, OUTPUTS_XCOM_KEY, RETURN_VALUE_KEY, run_outputs_from_xcom
+from erp_agents.xcom import CHUNK_SIZES_XCOM_KEY, COST_XCOM_KEY, OUTPUTS_XCOM_KEY, RETURN_VALUE_KEY, run_outputs_from_xcom
 
 PLAN = SummaryPlan(workflow="wf", allow_partial_completion=True, agents={
     "finance.lister": SummaryAgent(name="lister", critical=False),
@@ -38,7 +38,7 @@ class FakeTI:
         self.store: dict[tuple[str, str, int], Any] = {
             ("finance.lister", RETURN_VALUE_KEY, -1): _output(["a", "b", "c", "d", "e"], "lister"),
             ("finance.lister", COST_XCOM_KEY, -1): _record("lister"),
-            ("finance.reviewer__items", RETURN_VALUE_KEY, -1): [{"start": 0, "items": [1, 2, 3]}, {"start": 3, "items": [4, 5]}],
+            ("finance.reviewer__items", CHUNK_SIZES_XCOM_KEY, -1): [3, 2],
             ("finance.reviewer", RETURN_VALUE_KEY, 0): _output(["r1", "r2", "r3"], "reviewer"),
             ("finance.reviewer", RETURN_VALUE_KEY, 1): '{"schema_version": 1, "output": ["r4", "r5"], "agent": "reviewer", "model": "m"}',
             ("finance.failed", COST_XCOM_KEY, -1): _record("failed"),
