@@ -28,7 +28,7 @@ import httpx
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import BaseNotifier
 
-from erp_agents.runtime.failures import airflow_mask, truncate
+from erp_agents.runtime.redact import airflow_mask, truncate
 from erp_agents.spec.models import Notifications, NotifierSpec
 
 log = logging.getLogger(__name__)

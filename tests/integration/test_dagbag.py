@@ -153,3 +153,17 @@ def test_invoice_review_fans_out_over_mapped_chunks(dagbag):
     assert reviewer.start_from_trigger is True
     assert reviewer.start_trigger_args.trigger_kwargs["chunk_source"] == "finance.invoice_reviewer__items"
     assert dag.get_task("finance.review_summary").upstream_task_ids == {"finance.invoice_reviewer"}
+
+
+def test_parsing_the_dags_folder_does_not_import_the_agent_runtime():
+    """The dag-processor and every worker task (the summary, items steps) parse DAG files: pydantic-ai,
+    the providers and the governance stores are the triggerer's (about 1.3 s of CPU per parse)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from airflow.dag_processing.dagbag import DagBag; "
+            f"bag = DagBag(dag_folder={str(ROOT / 'dags')!r}); assert not bag.import_errors, bag.import_errors; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pydantic_ai', 'openai', 'anthropic', 'redis')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -26,8 +26,8 @@ import pydantic
 from pydantic_ai import exceptions as pai
 
 from erp_agents.exceptions import PermanentAgentError, TransientAgentError
+from erp_agents.runtime.redact import airflow_mask, truncate
 
-MAX_MESSAGE_CHARS = 500
 TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529})
 Mask = Callable[[str], str]
 
@@ -52,20 +52,6 @@ class Failure:
         if self.transient and not (self.malformed and final):
             return TransientAgentError(self.describe())
         return PermanentAgentError(self.describe())
-
-
-def airflow_mask(text: str) -> str:
-    """Airflow's secrets masker (every key registered with ``mask_secret``); identity without Airflow."""
-    try:
-        from airflow.sdk.log import redact
-    except ImportError:  # pragma: no cover - Airflow is pinned; runtime stays importable without it
-        return text
-    return str(redact(text))
-
-
-def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    """At most ``limit`` characters, saying how much was cut."""
-    return text if len(text) <= limit else f"{text[:limit]}... [{len(text) - limit} more chars]"
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:

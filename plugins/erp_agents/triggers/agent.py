@@ -34,9 +34,6 @@ from erp_agents.costs.record import CostRecord
 from erp_agents.exceptions import AgentRunError, is_permanent
 from erp_agents.monitoring import metrics
 from erp_agents.monitoring.outcome import merged_record
-from erp_agents.triggers.fanout import run_chunk
-from erp_agents.triggers.errors import as_agent_error, is_expected, mask, mask_value
-from erp_agents.triggers.runner import run_agent
 from erp_agents.xcom import apull_agent_outputs, apull_chunk, apush_cost_record, failure_xcoms, success_xcoms
 
 CLASSPATH = "erp_agents.triggers.agent.AgentTrigger"
@@ -45,6 +42,10 @@ CANCEL_PUSH_TIMEOUT_S = 10.0
 
 class AgentTrigger(BaseTrigger):
     """Runs one agent; kwargs are JSON-able and ``serialize()`` mirrors ``__init__``.
+
+    What runs the agent (pydantic-ai, the providers, the governance stores) is imported in ``run()``:
+    DAG files import this module through the operator, and the dag-processor and every worker task
+    parse them (about 1 s of CPU each, for what only the triggerer needs).
 
     :param invocation: the ``AgentInvocation`` as stored in the serialized DAG (its JSON text).
     :param end_in_triggerer: end the task here (TaskSuccessEvent) or hand back to ``execute_complete``.
@@ -104,6 +105,9 @@ class AgentTrigger(BaseTrigger):
         return CLASSPATH, kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from erp_agents.triggers.errors import as_agent_error, is_expected, mask_value
+        from erp_agents.triggers.runner import run_agent
+
         if self.chunk is not None or self.chunk_source is not None:
             async for event in self._run_chunk():
                 yield event
@@ -148,6 +152,9 @@ class AgentTrigger(BaseTrigger):
 
     async def _run_chunk(self) -> AsyncIterator[TriggerEvent]:
         """A fan-out chunk: one result and one cost record per item; the task fails only when all did."""
+        from erp_agents.triggers.errors import as_agent_error, is_expected
+        from erp_agents.triggers.fanout import run_chunk
+
         records: list[CostRecord] = []
         run: RunContext | None = None
         started = time.monotonic()
@@ -242,6 +249,8 @@ def _triggerer_ends_permanent_failures() -> bool:
 
 def transcript(prompt: str, output: Any) -> Transcript:
     """Prompt and answer for the task's XCom (MonitorConfig.log_prompts), masked and size-capped."""
+    from erp_agents.triggers.errors import mask
+
     answer = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, sort_keys=True)
     prompt, answer = mask(prompt), mask(answer)
     truncated = len(prompt) > TRANSCRIPT_CAP or len(answer) > TRANSCRIPT_CAP
