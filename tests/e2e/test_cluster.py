@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 
 from erp_agents import WorkflowStatus
 from erp_agents.engine import OrchestrationEngine
+from erp_agents.factory.plan import SUMMARY_TASK_ID
 from erp_agents.spec.discovery import load_spec_file
 from erp_agents.stack.cluster import POSTGRES, REDIS, Cluster
 from erp_agents.stack.cluster_settings import COMPONENTS, METADATA_DB, engine_config
@@ -64,7 +65,7 @@ def triggerer_jobs(job_ids: set[int]) -> dict[int, str]:
 
 
 def triggerers_of_run(logs: Path, dag_id: str, run_id: str) -> dict[int, set[str]]:
-    """TriggererJob id -> the agent tasks whose triggers it ran in this run."""
+    """TriggererJob id -> the tasks (agents, the summary) whose triggers it ran in this run."""
     ran: dict[int, set[str]] = {}
     for path in (logs / "airflow" / f"dag_id={dag_id}" / f"run_id={run_id}").glob("task_id=*/attempt=*.log.trigger.*.log"):
         job_id = int(path.name.rsplit(".trigger.", 1)[1].removesuffix(".log"))
@@ -109,8 +110,8 @@ def test_erp_nightly_runs_on_the_cluster_across_both_triggerers(tmp_path: Path) 
         ran: dict[int, set[str]] = {}
         for each in results:
             of_run = triggerers_of_run(cluster.layout.logs, each.workflow_id, each.run_id)
-            assert set().union(*of_run.values()) == {r.task_id for r in each.agent_results.values()}, (
-                f"every agent of {each.workflow_id} ran in a triggerer")
+            assert set().union(*of_run.values()) == {r.task_id for r in each.agent_results.values()} | {SUMMARY_TASK_ID}, (
+                f"every agent of {each.workflow_id}, and its summary, ran in a triggerer")
             for job, tasks in of_run.items():
                 ran.setdefault(job, set()).update(f"{each.workflow_id}.{task}" for task in tasks)
         assert set(triggerer_jobs(set(ran)).values()) == {"TriggererJob"}

@@ -3,7 +3,7 @@
 Runs on both metadata databases: SQLite (the embedded default) and PostgreSQL (what scale runs use).
 
 Proves the production path: agent tasks start in the triggerer and end there with their XComs,
-downstream agents read those outputs, and the summary runs on a worker.
+downstream agents read those outputs, and the summary runs there too: no worker process at all.
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ def test_agents_start_and_finish_in_the_triggerer(stack, simulator):
     triggerer_log = "".join(stack.log_of(name) for name in TRIGGERERS)
     for task_id in AGENTS:
         assert f"Start from trigger enabled for task {task_id}" in triggerer_log
-    # No worker ever ran an agent: workers log "Task started" for the summary task only.
+    # No worker ran anything: the agents and the summary started and ended in the triggerer.
+    assert "Start from trigger enabled for task workflow_summary" in triggerer_log
     worker_runs = stack.query(
         "SELECT task_id, hostname, pid FROM task_instance WHERE run_id = 'e2e_run' AND pid IS NOT NULL"
     )
-    assert [r["task_id"] for r in worker_runs] == ["workflow_summary"]
+    assert worker_runs == []
 
     requests = simulator.requests()
     assert len(requests) == 4  # the processor's tool round, its answer, then one call per downstream agent

@@ -68,7 +68,7 @@ class LLMAgentOperator(BaseOperator):
         their kwargs cannot differ per map index. So they are set on the mapped operator, and every
         chunk's trigger reads its own chunk by map index from ``items_task_id``'s XCom (``chunk_source``).
         Under ``dag.test()`` a chunk runs ``execute()`` with the chunk ``expand()`` gave it.
-        tests/integration/test_fan_out_starts_in_triggerer.py proves the scheduler path.
+        tests/unit/factory/test_fan_out.py pins what the scheduler reads; tests/e2e/test_embedded.py runs it.
         """
         mapped = cls.partial(invocation=invocation, **partial_kwargs).expand(chunk=items)
         ending = {"task_retries": int(partial_kwargs.get("retries") or 0),

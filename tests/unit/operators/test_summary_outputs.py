@@ -11,6 +11,7 @@ from erp_agents.contracts import AgentOutput, SummaryAgent, SummaryPlan
 from erp_agents.costs.record import CostRecord
 from erp_agents.engine import OrchestrationEngine
 from erp_agents.exceptions import ErpAgentsError
+from erp_agents.operators import summary as summary_module
 from erp_agents.operators.summary import WorkflowSummaryOperator
 from erp_agents.xcom import CHUNK_SIZES_XCOM_KEY, COST_XCOM_KEY, OUTPUTS_XCOM_KEY, RETURN_VALUE_KEY, run_outputs_from_xcom
 
@@ -57,7 +58,7 @@ class FakeTI:
 
 
 def test_the_summary_keeps_every_output_and_a_fan_out_in_item_order(monkeypatch):
-    monkeypatch.setattr(WorkflowSummaryOperator, "_ledger_check", lambda self, ti, outcomes: None)
+    monkeypatch.setattr(summary_module, "ledger_check", lambda plan, ti, outcomes, log: None)
     ti = FakeTI()
     summary = WorkflowSummaryOperator(task_id="workflow_summary", summary=PLAN).execute({"ti": ti})
     assert summary["status"] == "partial"
@@ -84,7 +85,7 @@ def _engine_with(api: FakeApi) -> OrchestrationEngine:
 
 
 def test_the_engine_reads_a_run_in_two_requests(monkeypatch):
-    monkeypatch.setattr(WorkflowSummaryOperator, "_ledger_check", lambda self, ti, outcomes: None)
+    monkeypatch.setattr(summary_module, "ledger_check", lambda plan, ti, outcomes, log: None)
     ti = FakeTI()
     summary = WorkflowSummaryOperator(task_id="workflow_summary", summary=PLAN).execute({"ti": ti})
     api = FakeApi({("workflow_summary", RETURN_VALUE_KEY): summary,
@@ -96,7 +97,63 @@ def test_the_engine_reads_a_run_in_two_requests(monkeypatch):
 
 
 def test_a_summary_without_outputs_names_the_plugin_version_gap(monkeypatch):
-    monkeypatch.setattr(WorkflowSummaryOperator, "_ledger_check", lambda self, ti, outcomes: None)
+    monkeypatch.setattr(summary_module, "ledger_check", lambda plan, ti, outcomes, log: None)
     summary = WorkflowSummaryOperator(task_id="workflow_summary", summary=PLAN).execute({"ti": FakeTI()})
     with pytest.raises(ErpAgentsError, match="older than this client"):
         _engine_with(FakeApi({("workflow_summary", RETURN_VALUE_KEY): summary})).read_result("wf", "run-1")
+
+
+def _events(trigger) -> list:
+    import asyncio
+
+    async def collect():
+        return [e async for e in trigger.run()]
+
+    return asyncio.run(collect())
+
+
+def _summary_trigger(monkeypatch, ti: FakeTI, plan: SummaryPlan = PLAN):
+    """The operator's own trigger, its SDK reads answered from ``ti``'s XComs."""
+    from types import SimpleNamespace
+
+    from erp_agents.triggers.summary import SummaryTrigger, TriggererRunReader
+
+    monkeypatch.setattr(summary_module, "ledger_check", lambda plan, ti, outcomes, log: None)
+    monkeypatch.setattr(TriggererRunReader, "get_task_states", lambda self, **kw: ti.get_task_states(**kw))
+    monkeypatch.setattr(TriggererRunReader, "xcom_pull", lambda self, **kw: ti.xcom_pull(**kw))
+    operator = WorkflowSummaryOperator(task_id="workflow_summary", summary=plan)
+    assert operator.start_from_trigger is True
+    args = operator.start_trigger_args
+    assert args.trigger_cls == "erp_agents.triggers.summary.SummaryTrigger"
+    trigger = SummaryTrigger(**args.trigger_kwargs)
+    trigger.task_instance = SimpleNamespace(dag_id="wf", run_id="run-1", task_id="workflow_summary", task=None)
+    return trigger
+
+
+def test_in_the_triggerer_the_summary_ends_its_task_with_both_xcoms(monkeypatch):
+    from airflow.triggers.base import TaskSuccessEvent
+
+    [event] = _events(_summary_trigger(monkeypatch, FakeTI()))
+    assert isinstance(event, TaskSuccessEvent)
+    assert event.xcoms[RETURN_VALUE_KEY]["status"] == "partial"
+    assert run_outputs_from_xcom(event.xcoms[OUTPUTS_XCOM_KEY])["finance.reviewer"] == ["r1", "r2", "r3", "r4", "r5"]
+
+
+def test_in_the_triggerer_a_failed_workflow_fails_the_task_with_its_summary(monkeypatch):
+    from airflow.triggers.base import TaskFailedEvent
+
+    strict = PLAN.model_copy(update={"allow_partial_completion": False})
+    [event] = _events(_summary_trigger(monkeypatch, FakeTI(), strict))
+    assert isinstance(event, TaskFailedEvent)
+    assert event.xcoms[RETURN_VALUE_KEY]["status"] == "failed" and OUTPUTS_XCOM_KEY in event.xcoms
+
+
+def test_a_workflow_with_partial_notices_sums_up_on_a_worker():
+    """Notifiers take a worker's task context; the trigger kwargs never carry a notifier's URL."""
+    from erp_agents.spec.models import Notifications
+
+    noisy = PLAN.model_copy(update={"notifications": Notifications(on_partial=[{"type": "webhook", "url": "https://hooks.example/T0K3N"}])})
+    assert WorkflowSummaryOperator(task_id="workflow_summary", summary=noisy).start_from_trigger is False
+    quiet = PLAN.model_copy(update={"notifications": Notifications(on_run_failure=[{"type": "webhook", "url": "https://hooks.example/T0K3N"}])})
+    operator = WorkflowSummaryOperator(task_id="workflow_summary", summary=quiet)
+    assert operator.start_from_trigger is True and "T0K3N" not in operator.start_trigger_args.trigger_kwargs["plan"]

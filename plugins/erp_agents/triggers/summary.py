@@ -1,0 +1,79 @@
+"""SummaryTrigger: ``workflow_summary`` in the triggerer, so a run needs no worker process.
+
+It runs the same ``summarize()`` the operator runs on a worker, in a thread, against a stand-in for
+the task instance whose reads go through the trigger runner's supervisor: Airflow's sync SDK calls,
+made off the event loop's thread, are bridged to it (``TriggerCommsDecoder.send``). The ledger check
+is a blocking database query, so the thread also keeps it off the loop that runs the agents. The
+task ends here: success with the summary and the agents' outputs as XComs, or failure (a failed
+workflow) with them, as ``AirflowFailException`` ends it on a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
+
+from erp_agents.contracts import SummaryPlan, load_contract
+from erp_agents.xcom import RETURN_VALUE_KEY
+
+CLASSPATH = "erp_agents.triggers.summary.SummaryTrigger"
+
+
+class TriggererRunReader:
+    """What ``summarize()`` reads and writes of its task instance, from a thread in the triggerer.
+
+    Reads are Airflow's own SDK calls; pushes are kept and handed to the ending event, which the
+    supervisor writes with the task's new state in one go.
+    """
+
+    def __init__(self, dag_id: str, run_id: str) -> None:
+        self.dag_id, self.run_id = dag_id, run_id
+        self.pushed: dict[str, Any] = {}
+
+    def get_task_states(self, *, dag_id: str, task_ids: list[str], run_ids: list[str]) -> dict[str, Any]:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        return RuntimeTaskInstance.get_task_states(dag_id=dag_id, task_ids=task_ids, run_ids=run_ids)
+
+    def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return XCom.get_one(key=key, dag_id=self.dag_id, task_id=task_ids, run_id=self.run_id, map_index=map_indexes)
+
+    def xcom_push(self, *, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+class SummaryTrigger(BaseTrigger):
+    """Decide a run's outcome in the triggerer. :param plan: the ``SummaryPlan`` as JSON text."""
+
+    def __init__(self, *, plan: str) -> None:
+        super().__init__()
+        self.plan = plan
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return CLASSPATH, {"plan": self.plan}
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from erp_agents.operators.summary import summarize
+
+        ti = self.task_instance
+        if ti is None:
+            raise RuntimeError("SummaryTrigger runs only as a task started in the triggerer")
+        reader = TriggererRunReader(ti.dag_id, ti.run_id)
+        try:
+            plan = load_contract(SummaryPlan, self.plan, "SummaryTrigger plan")
+            value = await asyncio.to_thread(summarize, plan, reader, self.log)
+        except AirflowFailException as exc:  # a failed workflow: the summary is pushed, the task fails
+            self.log.error("%s", exc)
+            yield TaskFailedEvent(xcoms=reader.pushed)
+            return
+        except Exception:
+            self.log.exception("workflow_summary could not decide the run's outcome")
+            yield TaskFailedEvent(xcoms=reader.pushed)
+            return
+        yield TaskSuccessEvent(xcoms={**reader.pushed, RETURN_VALUE_KEY: value})
