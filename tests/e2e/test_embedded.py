@@ -65,8 +65,8 @@ def test_eight_independent_agents_overlap_and_fan_in(engine, sim):
 
 
 def test_fan_out_chunks_start_in_the_triggerer_and_the_engine_returns_every_item(engine, sim):
-    """26 open invoices in chunks of 5: six mapped tasks, each started by the scheduler in the triggerer
-    (never on a worker) with its own share read by map index; under the default limit of 10 calls at
+    """26 open invoices in chunks of 5: the items step and six mapped tasks, each started by the scheduler
+    in the triggerer (never on a worker), each chunk with its own share read by map index; under the default limit of 10 calls at
     once, more than one chunk's items are at the server together; the engine returns the joined list."""
     from include.erp.tools.finance import list_open_invoices
 
@@ -90,6 +90,9 @@ def test_fan_out_chunks_start_in_the_triggerer_and_the_engine_returns_every_item
     chunks = [ti for ti in tis if ti["task_id"] == "finance.reviewer"]
     assert sorted(ti["map_index"] for ti in chunks) == list(range(6))
     assert all(ti["state"] == "success" and ti["pid"] is None for ti in chunks), chunks  # no worker process
+    others = [ti for ti in tis if ti["task_id"] != "finance.reviewer"]  # the items step and the summary
+    assert {ti["task_id"] for ti in others} == {"finance.reviewer__items", "workflow_summary"}
+    assert all(ti["state"] == "success" and ti["pid"] is None for ti in others), others
     assert result.summary["per_agent"]["finance.reviewer"]["items_ok"] == len(invoices)
 
 

@@ -317,10 +317,12 @@ def warm_imports() -> None:
     from genai_prices import data  # noqa: F401  (1 s to compile where no bytecode is cached)
 
     # The triggers import what runs them in run() (DAG files import the trigger modules): here, once.
+    import erp_agents.operators.for_each  # noqa: F401
     import erp_agents.operators.summary  # noqa: F401
     import erp_agents.triggers.agent  # noqa: F401
     import erp_agents.triggers.errors  # noqa: F401
     import erp_agents.triggers.fanout  # noqa: F401
+    import erp_agents.triggers.items  # noqa: F401
     import erp_agents.triggers.runner  # noqa: F401
     import erp_agents.triggers.summary  # noqa: F401
     from erp_agents.limits.estimate import o200k

@@ -110,3 +110,46 @@ def test_the_items_step_keeps_each_chunk_alone_and_the_sizes():
     chunks = step.execute({"ti": ti})
     assert [len(c["items"]) for c in chunks] == ti.pushed[CHUNK_SIZES_XCOM_KEY] == [10, 10, 6]
     assert [ti.pushed[chunk_key(i)] for i in range(3)] == chunks
+
+
+def _run_items_trigger(monkeypatch, fan_out: ForEach):
+    """The items step's own trigger, its XCom writes kept instead of sent."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from erp_agents.triggers.items import ItemsTrigger, WritingRunReader
+
+    pushed: dict = {}
+    monkeypatch.setattr(WritingRunReader, "xcom_push",
+                        lambda self, *, key, value, mapped_length=None: pushed.update({key: (value, mapped_length)}))
+    step = render_dag(plan_workflow(_wf(for_each=fan_out, chunk_size=10, max_items=30))).get_task("finance.reviewer__items")
+    assert step.start_from_trigger is True
+    trigger = ItemsTrigger(**step.start_trigger_args.trigger_kwargs)
+    trigger.task_instance = SimpleNamespace(dag_id="wf", run_id="r", task_id="finance.reviewer__items", task=None)
+
+    async def collect():
+        return [e async for e in trigger.run()]
+
+    return asyncio.run(collect()), pushed
+
+
+def test_in_the_triggerer_the_items_step_writes_its_chunks_with_the_task_map_length(monkeypatch):
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from erp_agents.xcom import CHUNK_SIZES_XCOM_KEY, RETURN_VALUE_KEY
+
+    [event], pushed = _run_items_trigger(monkeypatch, ForEach(tool="finance.list_open_invoices"))
+    assert isinstance(event, TaskSuccessEvent) and not event.xcoms
+    chunks, length = pushed[RETURN_VALUE_KEY]
+    assert length == len(chunks) == 3 and pushed[CHUNK_SIZES_XCOM_KEY] == ([10, 10, 6], None)
+
+
+def test_in_the_triggerer_a_refused_source_fails_the_step_with_its_reason(monkeypatch):
+    from airflow.triggers.base import TaskFailedEvent
+
+    from erp_agents.xcom import COST_XCOM_KEY, RETURN_VALUE_KEY
+
+    [event], pushed = _run_items_trigger(monkeypatch, ForEach(tool="finance.no_such_tool"))
+    assert isinstance(event, TaskFailedEvent) and RETURN_VALUE_KEY not in pushed
+    record, _ = pushed[COST_XCOM_KEY]
+    assert record["status"] == "failed" and "finance.no_such_tool" in record["error"]
