@@ -11,7 +11,15 @@ from __future__ import annotations
 import json
 from typing import Any, Protocol
 
-from erp_agents.contracts import AgentOutput, ItemResult, RunContext, RunOutputs, RunSummary, Transcript, load_contract
+from erp_agents.contracts import (
+    AgentOutput,
+    ItemResult,
+    RunContext,
+    RunOutputs,
+    RunSummary,
+    Transcript,
+    load_contract,
+)
 from erp_agents.costs.record import COST_XCOM_KEY, CostRecord
 from erp_agents.exceptions import ContractVersionError, PermanentAgentError
 from erp_agents.spec.models import ITEMS_STEP_SUFFIX
@@ -29,9 +37,9 @@ def chunk_key(index: int) -> str:
 
 __all__ = [
     "CHUNK_SIZES_XCOM_KEY",
+    "COST_XCOM_KEY",
     "ITEMS_XCOM_KEY",
     "OUTPUTS_XCOM_KEY",
-    "COST_XCOM_KEY",
     "RETURN_VALUE_KEY",
     "agent_output",
     "apull_agent_outputs",

@@ -1,8 +1,9 @@
 """The items step of a fan-out agent: resolve its list at run time and cut it into chunks.
 
 It takes milliseconds (a tool call on local ERP data, or one XCom read) and runs in the triggerer
-(``erp_agents.triggers.items``), or on a worker under ``dag.test()``. It returns the chunks; the agent task is ``.expand()``-ed over that return value, one mapped task per chunk
-(Airflow's dynamic task mapping). A source that is not a list, or longer than ``max_items``, fails
+(``erp_agents.triggers.items``), or on a worker under ``dag.test()``. It returns the chunks; the
+agent task is ``.expand()``-ed over that return value, one mapped task per chunk (Airflow's dynamic
+task mapping). A source that is not a list, or longer than ``max_items``, fails
 here with a clear message before any model call; the message is pushed as the agent's cost record
 so the run summary names it.
 """

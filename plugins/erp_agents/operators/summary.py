@@ -25,9 +25,15 @@ from airflow.triggers.base import StartTriggerArgs
 from erp_agents.contracts import RunOutputs, SummaryPlan, load_contract
 from erp_agents.costs.hook import CostHook
 from erp_agents.exceptions import GovernanceStoreUnavailable
-from erp_agents.notifications import callbacks_for, notify_partial
 from erp_agents.monitoring.outcome import AgentOutcome, decide_outcome, fan_out_outcome
-from erp_agents.xcom import COST_XCOM_KEY, OUTPUTS_XCOM_KEY, RETURN_VALUE_KEY, cost_record_from_xcom, pull_agent_outputs
+from erp_agents.notifications import callbacks_for, notify_partial
+from erp_agents.xcom import (
+    COST_XCOM_KEY,
+    OUTPUTS_XCOM_KEY,
+    RETURN_VALUE_KEY,
+    cost_record_from_xcom,
+    pull_agent_outputs,
+)
 
 SUMMARY_TRIGGER = "erp_agents.triggers.summary.SummaryTrigger"
 
@@ -56,7 +62,7 @@ class WorkflowSummaryOperator(BaseOperator):
         kwargs.setdefault("retries", 0)
         super().__init__(**kwargs)
         self.summary = load_contract(SummaryPlan, summary, "workflow_summary plan")
-        self.start_from_trigger = not callbacks_for(self.summary.notifications)["on_partial"]
+        self.start_from_trigger = not (self.summary.notifications and self.summary.notifications.on_partial)
         # The trigger never notifies, so its kwargs (stored in the serialized DAG) leave the notifiers
         # out: a webhook URL can carry its token.
         plan = self.summary.model_copy(update={"notifications": None})

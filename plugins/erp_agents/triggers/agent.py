@@ -57,7 +57,7 @@ class AgentTrigger(BaseTrigger):
     :param upstream_outputs: upstream outputs by agent name when started from ``execute()``.
     :param chunk: the ``ItemChunk`` of a fan-out agent's mapped task: its items run concurrently.
     :param chunk_source: instead of ``chunk``, when the chunk started in the triggerer: the items step's
-        task id, whose XCom lists the chunks; this task's map index picks its own.
+        task id, which keeps each chunk in an XCom of its own; this task's map index picks its own.
     """
 
     def __init__(

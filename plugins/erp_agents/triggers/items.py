@@ -10,15 +10,13 @@ the task succeeds, so a chunk never starts before its share is there.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from erp_agents.contracts import FanOut, load_contract
-from erp_agents.triggers.summary import TriggererRunReader
+from erp_agents.triggers.summary import TriggererRunReader, end_step
 from erp_agents.xcom import RETURN_VALUE_KEY
 
 CLASSPATH = "erp_agents.triggers.items.ItemsTrigger"
@@ -63,14 +61,5 @@ class ItemsTrigger(BaseTrigger):
             chunks = resolve_items(fan_out, self.record, self.upstream, tuple(self.fan_out_upstream), reader, self.log)
             reader.xcom_push(key=RETURN_VALUE_KEY, value=chunks, mapped_length=len(chunks))
 
-        try:
-            await asyncio.to_thread(resolve)
-        except AirflowFailException as exc:  # a refused source: its cost record is pushed, the task fails
-            self.log.error("%s", exc)
-            yield TaskFailedEvent()
-            return
-        except Exception:
-            self.log.exception("the items step could not resolve its items")
-            yield TaskFailedEvent()
-            return
-        yield TaskSuccessEvent()
+        # A refused source raises AirflowFailException: its cost record is written, the task fails.
+        yield await end_step(resolve, reader, self.log, "the items step could not resolve its items")

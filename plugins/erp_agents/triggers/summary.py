@@ -11,7 +11,7 @@ workflow) with them, as ``AirflowFailException`` ends it on a worker.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -48,6 +48,20 @@ class TriggererRunReader:
         self.pushed[key] = value
 
 
+async def end_step(step: Callable[[], Any], reader: TriggererRunReader, log: Any, what: str) -> TriggerEvent:
+    """Run a worker-style ``step`` in a thread and end its task here, with what it pushed (and what it
+    returned, if anything, as the return value); ``AirflowFailException`` fails the task as on a worker."""
+    try:
+        value = await asyncio.to_thread(step)
+    except AirflowFailException as exc:
+        log.error("%s", exc)
+        return TaskFailedEvent(xcoms=reader.pushed)
+    except Exception:
+        log.exception("%s", what)
+        return TaskFailedEvent(xcoms=reader.pushed)
+    return TaskSuccessEvent(xcoms=reader.pushed if value is None else {**reader.pushed, RETURN_VALUE_KEY: value})
+
+
 class SummaryTrigger(BaseTrigger):
     """Decide a run's outcome in the triggerer. :param plan: the ``SummaryPlan`` as JSON text."""
 
@@ -65,15 +79,8 @@ class SummaryTrigger(BaseTrigger):
         if ti is None:
             raise RuntimeError("SummaryTrigger runs only as a task started in the triggerer")
         reader = TriggererRunReader(ti.dag_id, ti.run_id)
-        try:
-            plan = load_contract(SummaryPlan, self.plan, "SummaryTrigger plan")
-            value = await asyncio.to_thread(summarize, plan, reader, self.log)
-        except AirflowFailException as exc:  # a failed workflow: the summary is pushed, the task fails
-            self.log.error("%s", exc)
-            yield TaskFailedEvent(xcoms=reader.pushed)
-            return
-        except Exception:
-            self.log.exception("workflow_summary could not decide the run's outcome")
-            yield TaskFailedEvent(xcoms=reader.pushed)
-            return
-        yield TaskSuccessEvent(xcoms={**reader.pushed, RETURN_VALUE_KEY: value})
+
+        def decide() -> dict[str, Any]:  # a failed workflow raises: the summary is pushed, the task fails
+            return summarize(load_contract(SummaryPlan, self.plan, "SummaryTrigger plan"), reader, self.log)
+
+        yield await end_step(decide, reader, self.log, "workflow_summary could not decide the run's outcome")
