@@ -4,6 +4,8 @@ visit is refused; screenshots land in the test's tmp dir."""
 
 from __future__ import annotations
 
+import time
+
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,11 +93,16 @@ def test_dashboard_empty_then_with_a_real_run(
     stack.airflow("dags", "trigger", "basic_workflow", "--run-id", "dashboard_run")
     assert stack.wait_run("basic_workflow", "dashboard_run", timeout=240) == "success"
 
-    status = (
-        httpx.get(f"{base}/erp-agents/api/status", headers={"Authorization": f"Bearer {token}"}, timeout=60)
-        .raise_for_status()
-        .json()
-    )
+    def read_status() -> dict:
+        return httpx.get(f"{base}/erp-agents/api/status", headers={"Authorization": f"Bearer {token}"},
+                         timeout=60).raise_for_status().json()
+
+    # The empty page's status may still be cached when a run this short ends: wait for the run to show.
+    deadline = time.monotonic() + 30
+    status = read_status()
+    while status["monitoring"]["workflows"]["completed"] != 1 and time.monotonic() < deadline:
+        time.sleep(1)
+        status = read_status()
     assert status["monitoring"]["workflows"]["completed"] == 1
     assert status["monitoring"]["agents"]["executed"] == len(AGENTS)
     requests = simulator.requests()
