@@ -1,22 +1,31 @@
-"""``airflow triggerer`` with its execution-API client built when it starts, not on first use.
+"""``airflow triggerer`` with its execution API built before the triggerer job starts, not on first use.
 
 Airflow's triggerer serves what triggers ask of the API (XCom reads, connections not in the
 environment) through an in-process copy of the execution API, which it builds, and starts, on the
 first such request, in its main loop: 17 to 30 s on a busy 2-core machine, during which no trigger
 event is recorded and no new trigger loaded. The first agent that read its upstream agents' outputs
 paid all of it, so the first dependency level after a triggerer start took that much longer than
-the next. Building the client and sending it one request as the trigger runner starts moves the
-cost into start-up, which ``up`` waits for anyway.
+the next.
 
-This wraps an Airflow internal (``TriggerRunnerSupervisor.start`` and its ``client``), so it applies
-only to the Airflow versions it was written against (``PATCHED_AIRFLOW``); on others the triggerer
-starts unchanged and a warning says so. The upstream change it stands in for: build the in-process
-execution API eagerly when the triggerer starts (Airflow's ``InProcessExecutionAPI`` is lazy).
-tests/unit/stack/test_triggerer_patch.py fails when the internals it relies on change.
+Here the app is built, and its versioned routes generated (Cadwyn does that on the first request:
+3 of the 8 s of CPU the whole build takes), before Airflow's CLI registers the triggerer job. The
+job's first heartbeat, which ``up`` and the cluster's health check wait for, therefore comes after
+the cost, not in the middle of the first burst of agents: py-spy on a fresh deployment's first
+500-agent run found both triggerers spending 6-7 s each in that build while the agents waited. The
+supervisor then uses that same app (``in_process_api_server``), and one request at its start opens
+the transport.
+
+This wraps Airflow internals (``in_process_api_server``, ``TriggerRunnerSupervisor.start`` and its
+``client``), so it applies only to the Airflow versions it was written against (``PATCHED_AIRFLOW``);
+on others the triggerer starts unchanged and a warning says so. The upstream change it stands in
+for: build the in-process execution API eagerly when the triggerer starts (Airflow's
+``InProcessExecutionAPI`` is lazy). tests/unit/stack/test_triggerer_patch.py fails when the
+internals it relies on change.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections import OrderedDict
@@ -26,6 +35,13 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PATCHED_AIRFLOW = ("3.3.",)
+# The base URL Airflow's supervisor gives its in-process client (``make_client``).
+IN_PROCESS_URL = "http://in-process.invalid./"
+# inspect.getsource() of what ``build_execution_api_now`` replaces or relies on, as written for PATCHED_AIRFLOW.
+PINNED_WARM_UP_SOURCES = {
+    "in_process_api_server": "40bd80393ce624db4719d810ac64589005a126ecda3f4e31b377624ba54bac09",
+    "TriggerRunnerSupervisor.make_client": "c9c0f1268db4bb732067c5827991bb1a7135a375918a29be5a45b1cab29fa75e",
+}
 
 
 def build_client_at_start() -> bool:
@@ -48,6 +64,42 @@ def build_client_at_start() -> bool:
         return supervisor
 
     TriggerRunnerSupervisor.start = classmethod(start_with_client)  # type: ignore[assignment,method-assign]
+    return True
+
+
+def build_execution_api_now() -> bool:
+    """Build the supervisor's in-process execution API and serve it one request, in this process and
+    before the triggerer job exists; True when the supervisor will use it (see the module's docstring).
+
+    The request runs inside the app's lifespan, on a loop that is closed again: no thread is left
+    running when Airflow forks the trigger runner."""
+    from airflow import __version__ as airflow_version
+
+    if not airflow_version.startswith(PATCHED_AIRFLOW):
+        return False
+    import asyncio
+
+    import httpx
+    from airflow.api_fastapi.execution_api.app import InProcessExecutionAPI
+    from airflow.jobs import triggerer_job_runner
+
+    api = InProcessExecutionAPI()
+    app = api.app
+
+    async def first_request() -> int:
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=IN_PROCESS_URL) as client:
+                return (await client.get("health/ping")).status_code
+
+    try:
+        status = asyncio.run(first_request())
+    except Exception:  # a failed warm-up only leaves the cost where Airflow puts it
+        log.warning("could not build the triggerer's execution API before it starts", exc_info=True)
+        return False
+    if status != 200:
+        log.warning("the triggerer's execution API answered %s to its first request", status)
+        return False
+    triggerer_job_runner.in_process_api_server = lambda: api  # type: ignore[assignment]
     return True
 
 
@@ -308,10 +360,13 @@ def end_permanent_failures_here() -> bool:
 
 def warm_imports() -> None:
     """Import, before Airflow forks the trigger runner, what the first agents would otherwise import
-    on its event loop: the SDKs (anthropic alone took 3.8 s there), pydantic-ai's models and the
-    tokenizer. The runner inherits them; the loop stays free when the first burst of agents starts."""
+    on its event loop: the SDKs (anthropic alone took 3.8 s there) and their resources, pydantic-ai's
+    models, the provider hooks, the tool registry and the tokenizer (py-spy found the hooks, tools and
+    SDK resources still imported there during a first 500-agent burst). The runner inherits them; the loop stays free when the first burst of agents starts."""
     import anthropic  # noqa: F401
+    import anthropic.resources.messages  # noqa: F401  (the SDKs import their resources on first use)
     import openai  # noqa: F401
+    import openai.resources.chat  # noqa: F401
     import pydantic_ai.models.anthropic  # noqa: F401
     import pydantic_ai.models.openai  # noqa: F401
     from genai_prices import data  # noqa: F401  (1 s to compile where no bytecode is cached)
@@ -326,19 +381,30 @@ def warm_imports() -> None:
     import erp_agents.triggers.runner  # noqa: F401
     import erp_agents.triggers.summary  # noqa: F401
     from erp_agents.limits.estimate import o200k
+    from erp_agents.tools.registry import default_registry
 
     o200k()
+    default_registry()  # the tool modules and the entry points they are registered under
+    for provider_hook in ("airflow.providers.openai.hooks.openai", "airflow.providers.anthropic.hooks.anthropic"):
+        try:  # the hooks that read the connections: a provider package that is not installed is fine
+            importlib.import_module(provider_hook)
+        except ImportError:
+            continue
 
 
 def main(argv: list[str] | None = None) -> None:
+    from erp_agents.stack.event_xcoms import record_xcoms_with_the_state
     from erp_agents.stack.trigger_claim import claim_fair_share
-    from erp_agents.stack.triggerer_loop import pace_claims
+    from erp_agents.stack.triggerer_loop import pace_claims, sync_runner_often
 
     build_client_at_start()
+    build_execution_api_now()
     claim_fair_share()
     pace_claims()
+    sync_runner_often()
     reuse_deserialized_dags()
     skip_success_callback_requests()
+    record_xcoms_with_the_state()  # before end_permanent_failures_here, which calls what is registered
     end_permanent_failures_here()
     warm_imports()
     # One INFO line per HTTP request from httpx doubles what every agent request writes to the

@@ -1,4 +1,5 @@
-"""The triggerer's main loop claims and cleans triggers at a steady pace, not on every log line.
+"""The triggerer's two loops: the supervisor claims and cleans triggers at a steady pace, not on every
+log line, and the trigger runner hands events over and takes new triggers every ``SYNC_EVERY_S``.
 
 Airflow 3.3's ``TriggerRunnerSupervisor.run_once`` claims triggers (``load_triggers``), waits up to
 1 s for the trigger runner, records events, and deletes finished triggers (``clean_unused``). The
@@ -14,24 +15,35 @@ whose event was recorded is deleted before ``ids_for_triggerer`` could hand it b
 new. The upstream change it stands in for: pace the claim and clean-up by time, not by runner
 activity. Applied only to the Airflow versions it was checked against; the sources it relies on are
 pinned in ``PINNED_LOOP_SOURCES`` (tests/unit/stack/test_triggerer_loop.py fails when one changes).
+
+The trigger runner (``TriggerRunner.arun``) talks to the supervisor once a turn: it sends the events
+its triggers fired and receives the triggers the supervisor claimed for it. Between turns Airflow
+sleeps 1 s, so an agent that finished waited up to 1 s before its task could end, and a claimed
+agent up to 1 s before it started: with 5 s calls, up to 2 s of a run that could take 5. Here the
+runner turns every ``SYNC_EVERY_S``; a turn with nothing to hand over is one small message each way.
+The upstream change it stands in for: a configurable (or event-driven) sync interval for the runner.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from contextlib import suppress
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 PATCHED_AIRFLOW = ("3.3.",)
 CLAIM_EVERY_S = 0.5
+SYNC_EVERY_S = 0.1
 PINNED_LOOP_SOURCES = {
     "TriggerRunnerSupervisor.run_once": "11a9e2701a6b116af2ba983b783b7bfcbdd7beaf724be20c8554dd21cd86d96b",
     "TriggerRunnerSupervisor.load_triggers": "1c55ebd398f7172014b30c5ad681d23a2e71d777854640ec67fb15e538c8d974",
     "TriggerRunnerSupervisor.update_triggers": "fadb502c2a646f3933f5390129e84c9bc27b24d2e69c3852c92e1b0645964158",
     "Trigger.clean_unused": "16671a39f967f14c6a1456b15bf55779fb156ea282533e67f71a7f710cbee30f",
     "Trigger.ids_for_triggerer": "196d158628bf263776292b911d6e0c78fd7cfc0a32198b4a0e953decf7d7961d",
+    "TriggerRunner.arun": "2970ea57bd8c68591d9fac34e0e9b7055ec6ceefbf11682cc362a74822824bc5",
 }
 
 
@@ -63,4 +75,65 @@ def pace_claims() -> bool:
     from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
 
     TriggerRunnerSupervisor.run_once = paced_run_once  # type: ignore[method-assign]
+    return True
+
+
+async def often_synced_arun(self: Any) -> None:
+    """``TriggerRunner.arun`` as Airflow 3.3 writes it, with the turn's wait at ``SYNC_EVERY_S`` (not 1 s)."""
+    import anyio
+    from airflow.jobs.triggerer_job_runner import log as runner_log
+
+    await self.init_comms()
+
+    watchdog = asyncio.create_task(self.block_watchdog())
+    stop_event = self._stop_event = anyio.Event()
+
+    last_status = time.monotonic()
+    try:
+        while not self.stop:
+            if watchdog.done():
+                watchdog.result()
+
+            if self.comms_decoder._reader_task.done():
+                self.comms_decoder._reader_task.result()
+                raise RuntimeError("Supervisor connection lost")
+
+            finished_ids = await self.cleanup_finished_triggers()
+            await self.sync_state_to_supervisor(finished_ids)
+            await self.create_triggers()
+            await self.cancel_triggers()
+            with anyio.move_on_after(SYNC_EVERY_S):
+                await stop_event.wait()
+            if (now := time.monotonic()) - last_status >= 60:
+                watchers = len([trigger for trigger in self.triggers.values() if trigger["is_watcher"]])
+                triggers = len(self.triggers) - watchers
+                self.log.info("%i triggers currently running", triggers)
+                self.log.info("%i watchers currently running", watchers)
+                last_status = now
+
+    except Exception:
+        with suppress(BrokenPipeError):
+            await runner_log.aexception("Trigger runner failed")
+        self.stop = True
+        raise
+    finally:
+        if (reader_task := self.comms_decoder._reader_task) is not None:
+            reader_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await reader_task
+        await self._shared_streams.stop_all()
+    await watchdog
+
+
+def sync_runner_often() -> bool:
+    """Replace the trigger runner's loop on the Airflow versions this was checked against; True when applied."""
+    from airflow import __version__ as airflow_version
+
+    if not airflow_version.startswith(PATCHED_AIRFLOW):
+        log.warning("Airflow %s: the trigger runner syncs with its supervisor once a second, as Airflow does it",
+                    airflow_version)
+        return False
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    TriggerRunner.arun = often_synced_arun  # type: ignore[method-assign]
     return True

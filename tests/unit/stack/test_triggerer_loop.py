@@ -3,11 +3,13 @@ event recorded on every turn; and the Airflow sources it stands in for."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
+import time
 
 from airflow import __version__ as airflow_version
-from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
+from airflow.jobs.triggerer_job_runner import TriggerRunner, TriggerRunnerSupervisor
 from airflow.models.trigger import Trigger
 
 from erp_agents.stack import triggerer_loop
@@ -51,6 +53,7 @@ def test_the_loop_stands_in_for_the_airflow_methods_it_was_written_against():
         "TriggerRunnerSupervisor.update_triggers": TriggerRunnerSupervisor.update_triggers,
         "Trigger.clean_unused": inspect.getattr_static(Trigger, "clean_unused").__func__,
         "Trigger.ids_for_triggerer": inspect.getattr_static(Trigger, "ids_for_triggerer").__func__,
+        "TriggerRunner.arun": TriggerRunner.arun,
     }
     found = {name: hashlib.sha256(inspect.getsource(f).encode()).hexdigest() for name, f in sources.items()}
     changed = sorted(name for name, digest in found.items() if triggerer_loop.PINNED_LOOP_SOURCES[name] != digest)
@@ -62,3 +65,51 @@ def test_the_paced_turn_replaces_airflows(monkeypatch):
     monkeypatch.setattr(TriggerRunnerSupervisor, "run_once", TriggerRunnerSupervisor.run_once)
     assert triggerer_loop.pace_claims() is True
     assert TriggerRunnerSupervisor.run_once is triggerer_loop.paced_run_once
+
+
+class Runner:
+    """What ``arun`` calls on the trigger runner; it stops itself after ``turns`` syncs."""
+
+    def __init__(self, turns: int) -> None:
+        self.turns, self.syncs, self.stop, self.triggers = turns, 0, False, {}
+        self.steps: list[str] = []
+
+    async def init_comms(self) -> None:
+        self.comms_decoder = type("Decoder", (), {"_reader_task": asyncio.create_task(asyncio.sleep(60))})()
+        self._shared_streams = type("Streams", (), {"stop_all": staticmethod(lambda: asyncio.sleep(0))})()
+
+    async def block_watchdog(self) -> None:
+        while not self.stop:
+            await asyncio.sleep(0.01)
+
+    async def cleanup_finished_triggers(self) -> list[int]:
+        self.steps.append("cleanup")
+        return []
+
+    async def sync_state_to_supervisor(self, finished_ids: list[int]) -> None:
+        self.steps.append("sync")
+        self.syncs += 1
+        self.stop = self.syncs >= self.turns
+
+    async def create_triggers(self) -> None:
+        self.steps.append("create")
+
+    async def cancel_triggers(self) -> None:
+        self.steps.append("cancel")
+
+
+def test_the_runner_hands_events_over_every_sync_interval_not_every_second():
+    runner = Runner(turns=6)
+    began = time.monotonic()
+    asyncio.run(triggerer_loop.often_synced_arun(runner))
+    took = time.monotonic() - began
+    assert runner.steps[:4] == ["cleanup", "sync", "create", "cancel"]  # Airflow's order within a turn
+    assert runner.syncs == 6
+    # Five waits between six turns: 0.5 s at SYNC_EVERY_S; Airflow's 1 s waits would take 5 s.
+    assert 5 * triggerer_loop.SYNC_EVERY_S * 0.9 <= took < 2.0
+
+
+def test_the_often_synced_loop_replaces_airflows(monkeypatch):
+    monkeypatch.setattr(TriggerRunner, "arun", TriggerRunner.arun)
+    assert triggerer_loop.sync_runner_often() is True
+    assert TriggerRunner.arun is triggerer_loop.often_synced_arun

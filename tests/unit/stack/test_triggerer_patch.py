@@ -31,6 +31,31 @@ def test_the_wrapper_is_applied_once_and_keeps_a_classmethod():
         TriggerRunnerSupervisor.start = original
 
 
+def test_the_execution_api_is_built_before_the_job_and_the_supervisor_uses_it(monkeypatch):
+    import hashlib
+
+    from airflow.jobs import triggerer_job_runner
+
+    found = {
+        "in_process_api_server": triggerer_job_runner.in_process_api_server,
+        "TriggerRunnerSupervisor.make_client": TriggerRunnerSupervisor.make_client,
+    }
+    changed = sorted(name for name, f in found.items()
+                     if triggerer.PINNED_WARM_UP_SOURCES.get(name)
+                     != hashlib.sha256(inspect.getsource(f).encode()).hexdigest())
+    assert not changed, f"Airflow changed {changed}: check build_execution_api_now, then update PINNED_WARM_UP_SOURCES"
+
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", "a-test-secret-of-some-length")
+    monkeypatch.setattr(triggerer_job_runner, "in_process_api_server", triggerer_job_runner.in_process_api_server)
+    assert triggerer.build_execution_api_now() is True
+    api = triggerer_job_runner.in_process_api_server()
+    assert api is triggerer_job_runner.in_process_api_server(), "one app for the supervisor, built once"
+    assert api.app._cadwyn_initialized, "the versioned routes were generated before the job starts"
+    # The supervisor's own client, as make_client builds it, reaches the same app over its transport.
+    client = TriggerRunnerSupervisor.make_client(None)  # type: ignore[arg-type]
+    assert client.get("health/ping").status_code == 200
+
+
 def _sources() -> dict[str, object]:
     from airflow.jobs.triggerer_job_runner import TriggerRunner
     from airflow.models.dagbag import DBDagBag

@@ -1,0 +1,73 @@
+"""A task a trigger ends is recorded in one transaction: its state and its XComs commit together.
+
+When a trigger ends its task (``TaskSuccessEvent`` or ``TaskFailedEvent`` with ``xcoms``), Airflow
+3.3's ``handle_event_submit`` pushes each XCom with ``task_instance.xcom_push(key, value)`` and no
+session. ``provide_session`` then opens the thread's scoped session again, and its ``create_session``
+commits and closes it after each push: the task's new state is committed with the first XCom, each
+further XCom is a transaction of its own, and the rest of ``Trigger.submit_event`` runs on a closed
+session that loads its objects again. Two costs follow:
+
+- a crash between those commits leaves a successful task without its cost record, or without its
+  answer, for downstream agents that then start;
+- the triggerer's supervisor records events one at a time, and for an agent (answer plus cost
+  record) this was three commits and their reloads: py-spy put recording events at about 11 ms of
+  supervisor CPU per agent, the largest share of the supervisor's work in a 500-agent burst.
+
+Here the XComs are pushed with the caller's session, so ``submit_event`` commits once, the state and
+every XCom together. A failure runs the rest of Airflow's handling unchanged (retry choice,
+callback request), with the event's XComs set aside; they are pushed only when the task did not go
+up for retry (Airflow's rule). A success does what Airflow's handler does for it (clear the
+trigger, set the state, push the XComs) without building a success callback request, which nothing
+runs (``skip_success_callback_requests`` in ``erp_agents.stack.triggerer`` says why) and which cost
+a query for the DAG model and a log line of the whole request per task. The upstream changes it
+stands in for: ``task_instance.xcom_push(key=key, value=value, session=session)`` in
+``handle_event_submit``, and no callback request for a task without such a callback. Applied only to the Airflow versions it was checked
+against; the source it relies on is pinned (``PINNED_EVENT_SOURCES``, tests/unit/stack/test_event_xcoms.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PATCHED_AIRFLOW = ("3.3.",)
+PINNED_EVENT_SOURCES = {
+    "handle_event_submit[BaseTaskEndEvent]": "270677bbb4ecb4736a0aa38abd9e50c70af83458f1f4d95932b245278dff92fc",
+}
+
+
+def record_xcoms_with_the_state() -> bool:
+    """Wrap Airflow's handler of task-ending events (see the module's docstring); True when applied.
+
+    Call it before anything else wraps that handler: ``end_permanent_failures_here`` calls whatever
+    is registered for ``BaseTaskEndEvent`` when it is applied."""
+    from airflow import __version__ as airflow_version
+
+    if not airflow_version.startswith(PATCHED_AIRFLOW):
+        log.warning("Airflow %s: a task a trigger ends commits each of its XComs on its own", airflow_version)
+        return False
+    from airflow.models.trigger import handle_event_submit
+    from airflow.triggers.base import BaseTaskEndEvent
+    from airflow.utils.state import TaskInstanceState
+
+    end_task = handle_event_submit.registry[BaseTaskEndEvent]
+
+    def end_task_with_its_xcoms(event: BaseTaskEndEvent, *, task_instance: Any, session: Any) -> None:
+        xcoms, event.xcoms = event.xcoms, None
+        try:
+            if event.task_instance_state == TaskInstanceState.SUCCESS:
+                task_instance.trigger_id = None  # the task does not resume on a worker
+                task_instance.set_state(TaskInstanceState.SUCCESS, session=session)
+            else:
+                end_task(event, task_instance=task_instance, session=session)
+        finally:
+            event.xcoms = xcoms
+        if xcoms and task_instance.state != TaskInstanceState.UP_FOR_RETRY:
+            for key, value in xcoms.items():
+                task_instance.xcom_push(key=key, value=value, session=session)
+            session.flush()
+
+    handle_event_submit.register(BaseTaskEndEvent, end_task_with_its_xcoms)
+    return True
