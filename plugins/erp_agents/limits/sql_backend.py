@@ -24,6 +24,7 @@ from erp_agents.limits.tiers import Tier
 from erp_agents.limits.window import DEFAULT_MARGIN_S, Attempt, cutoff, rank, seconds_until_fits
 
 metadata = sa.MetaData()
+_CREATE_LOCK_ID = 0x45524C4D  # advisory lock id that serializes the limiter's CREATE TABLE across processes
 tier_table = sa.Table(
     "erp_limits_tier", metadata,
     sa.Column("key", sa.String(400), primary_key=True),
@@ -115,7 +116,17 @@ class SqlBackend:
         self.margin_s = margin_s
         self._pg = self.engine.dialect.name == "postgresql"
         self._clock = clock
-        metadata.create_all(self.engine, checkfirst=True)
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        """Create the tables once, even when several processes start on a new database together:
+        ``create_all`` checks, then creates, and two triggerers doing that at once on PostgreSQL had
+        one fail on the other's table type (UniqueViolation on ``pg_type``); an advisory lock held
+        for the transaction orders them, and the second sees the tables and creates nothing."""
+        with self.engine.begin() as conn:
+            if self._pg:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": _CREATE_LOCK_ID})
+            metadata.create_all(conn, checkfirst=True)
 
     # -- helpers -------------------------------------------------------------------------------
     def _key(self, tier: Tier) -> str:

@@ -150,3 +150,31 @@ def _queued(kind: str, url: str, namespace: str) -> Any:
                          {"s": f"{namespace}:provider:pq"}).scalar_one()
     engine.dispose()
     return n
+
+
+def test_stores_opened_together_on_a_new_postgres_database_all_start() -> None:
+    """Two triggerers starting on a new database used to race in CREATE TABLE: one failed on the
+    other's table type (UniqueViolation on pg_type), and its first agent failed with it."""
+    from erp_agents.limits.sql_backend import SqlBackend
+    from tests.services import fresh_postgres_database
+
+    for attempt in range(5):  # the race needs both checks to pass before either CREATE: try a few new databases
+        url = fresh_postgres_database(f"erp_limits_create_{attempt}").replace("+psycopg2", "+psycopg")
+        engines = [sa.create_engine(url, poolclass=sa.pool.NullPool) for _ in range(8)]
+        barrier, errors = threading.Barrier(len(engines)), []
+
+        def open_store(engine: sa.Engine) -> None:
+            barrier.wait()
+            try:
+                SqlBackend(engine, namespace="create")
+            except Exception as exc:  # noqa: BLE001 - every failure is the finding
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_store, args=(e,)) for e in engines]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        for engine in engines:
+            engine.dispose()
+        assert errors == [], f"attempt {attempt}: {errors[0]!r}"
