@@ -58,6 +58,7 @@ import re  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import statistics  # noqa: E402
+import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
@@ -67,10 +68,12 @@ from dataclasses import dataclass  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from typing import Any  # noqa: E402
 
+import psutil  # noqa: E402
 import yaml  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
+from bench.floor import sdk_floor  # noqa: E402
 from erp_agents.spec.models import EngineConfig, RateLimitConfig, RetryPolicy  # noqa: E402
 from erp_agents.stack import processes  # noqa: E402
 from erp_agents.stack.demo import admitted, peak_in_flight, read_log  # noqa: E402
@@ -81,6 +84,8 @@ SUMMARY = "workflow_summary"
 # Far above the load: 2,000 requests in a few seconds, 500 at once per workflow and more across them.
 UNBOUND = RateLimitConfig(requests_per_minute=100_000, requests_per_hour=None, requests_per_day=None,
                           tokens_per_minute=100_000_000, concurrent_requests=5_000)
+FLOOR_SHAPES = frozenset("abcde")  # shapes whose limits do not bind: the bare SDK is their floor
+SIM_KEY = "sim-key"  # the simulator accepts any key
 MARKER = re.compile(r"\[(scale_[a-e]_\d\d|plain_[a-e]_\d\d)/([a-z0-9_]+)\]")
 
 
@@ -283,6 +288,17 @@ class Topology:
     def memory(self) -> dict[str, int]:
         raise NotImplementedError
 
+    def pids(self) -> dict[str, int]:
+        """The root process of each component whose CPU is counted, by name."""
+        raise NotImplementedError
+
+    def floor_processes(self) -> int:
+        """How many processes run the agents' requests (the triggerers): the floor uses as many."""
+        raise NotImplementedError
+
+    def simulator_url(self) -> str:
+        raise NotImplementedError
+
     def login(self) -> tuple[str, str]:
         raise NotImplementedError
 
@@ -302,8 +318,8 @@ class Embedded(Topology):
         self._sim_cm = running_simulator(latency=latency, log_path=self.simulator_log, rpm=limits.requests_per_minute,
                                          tpm=limits.tokens_per_minute, max_concurrent=limits.concurrent_requests,
                                          **(faults or {}))
-        sim = self._sim_cm.__enter__()
-        conn = json.dumps({"conn_type": "openai", "password": "sim-key", "host": sim.openai_base_url})
+        sim = self._sim = self._sim_cm.__enter__()
+        conn = json.dumps({"conn_type": "openai", "password": SIM_KEY, "host": sim.openai_base_url})
         self.deployment = Deployment(home=work / "home", dags_folder=dags, api_port=0)
         if os.geteuid() == 0:  # the embedded server's own user must reach its data folder
             from tests.stack import reachable
@@ -315,7 +331,26 @@ class Embedded(Topology):
         except BaseException:
             self._sim_cm.__exit__(None, None, None)
             raise
+        self.state = state
         self.metadata_url, self.governance_url, self.api_url = state.sql_alchemy_conn, state.governance_url, state.api_url
+
+    def pids(self) -> dict[str, int]:
+        from erp_agents.stack.settings import COMPONENTS
+
+        found = {name: info.pid for name in COMPONENTS if (info := processes.running(self.deployment.layout, name))}
+        pg = self.deployment.postgres(self.state)
+        if pg is not None and (pid := pg.pid()) is not None:
+            found["postgres"] = pid
+        found["simulator"] = self._sim.process.pid
+        return found
+
+    def floor_processes(self) -> int:
+        from erp_agents.stack.settings import TRIGGERERS
+
+        return len(TRIGGERERS)
+
+    def simulator_url(self) -> str:
+        return str(self._sim.openai_base_url)
 
     def memory(self) -> dict[str, int]:
         from erp_agents.stack.settings import TRIGGERERS
@@ -356,10 +391,25 @@ class OnCluster(Topology):
             raise
         if attached:
             raise RuntimeError("a cluster was already running under this home")
+        self.state = state
         self.simulator_log = self.cluster.layout.logs / "simulator.jsonl"
         self.metadata_url = f"postgresql+psycopg2://postgres@{POSTGRES}/{METADATA_DB}"
         self.governance_url = f"postgresql+psycopg2://postgres@{POSTGRES}/{GOVERNANCE_DB}"
         self.api_url = state.api_url
+
+    def pids(self) -> dict[str, int]:
+        from erp_agents.stack.cluster_settings import COMPONENTS
+
+        # The machine's PostgreSQL and Redis serve other clients too: not counted here.
+        return {name: info.pid for name in COMPONENTS if (info := processes.running(self.cluster.layout, name))}
+
+    def floor_processes(self) -> int:
+        from erp_agents.stack.cluster_settings import TRIGGERERS
+
+        return len(TRIGGERERS)
+
+    def simulator_url(self) -> str:
+        return self.state.simulator_url.rstrip("/") + "/v1"
 
     def memory(self) -> dict[str, int]:
         from erp_agents.stack.cluster_settings import TRIGGERERS, WORKERS
@@ -404,6 +454,33 @@ def reset_cluster_databases() -> None:
 
 
 # -- measuring ----------------------------------------------------------------------------------------
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """(own, whole tree) CPU seconds, user + system, each component has used so far. A live process
+    counts its own times; one that ended counts in its parent's reaped-children times, so nothing
+    is counted twice. A triggerer's own CPU is its supervisor; its tree adds the trigger runner."""
+    used: dict[str, tuple[float, float]] = {}
+    for name, pid in pids.items():
+        try:
+            root = psutil.Process(pid)
+            own = root.cpu_times()
+            tree = own.user + own.system + own.children_user + own.children_system
+            for child in root.children(recursive=True):
+                try:
+                    t = child.cpu_times()
+                except psutil.Error:
+                    continue
+                tree += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            continue
+        used[name] = (own.user + own.system, tree)
+    return used
+
+
+def cpu_used(before: dict[str, tuple[float, float]], after: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
+    return {name: {"own": round(after[name][0] - before[name][0], 1), "tree": round(after[name][1] - before[name][1], 1)}
+            for name in after if name in before}
 
 
 class MemoryPeaks(threading.Thread):
@@ -464,19 +541,48 @@ def requests_since(log: Path, since: float, prefix: str) -> list[dict[str, Any]]
     return [e for e in read_log(log) if (e.get("ts_start") or 0) >= since and f"[{prefix}_" in str(e.get("request"))]
 
 
+class Profilers:
+    """py-spy on each component's process tree for one phase: where the CPU of cpu_seconds() goes."""
+
+    def __init__(self, folder: Path | None, pids: dict[str, int], label: str) -> None:
+        self.running: list[subprocess.Popen[bytes]] = []
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        for name, pid in pids.items():
+            if name in ("postgres", "simulator"):
+                continue
+            self.running.append(subprocess.Popen(
+                [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "250", "--format", "raw",
+                 "--output", str(folder / f"{label}_{name}.txt"), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
+    def stop(self) -> None:
+        for spy in self.running:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        for spy in self.running:
+            spy.wait(60)
+
+
 def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str, latency: float, timeout: float,
-              during: Any = None) -> dict[str, Any]:
+              during: Any = None, profile: Path | None = None) -> dict[str, Any]:
     dag_ids = shape.dag_ids(prefix)
     for dag_id in dag_ids:
         api.unpause(dag_id)
     memory = MemoryPeaks(topology)
     memory.start()
+    pids = topology.pids()
+    profilers = Profilers(profile, pids, f"{prefix}_{shape.key}")
+    cpu_before = cpu_seconds(pids)
     t0_wall, t0 = time.time(), time.monotonic()
     with ThreadPoolExecutor(len(dag_ids)) as pool:
         runs = dict(zip(dag_ids, pool.map(api.trigger, dag_ids)))
     extra = during(t0_wall) if during else {}
     with ThreadPoolExecutor(len(dag_ids)) as pool:
         states = dict(zip(dag_ids, pool.map(lambda d: api.wait(d, runs[d], timeout), dag_ids)))
+    cpu = cpu_used(cpu_before, cpu_seconds(pids))
+    profilers.stop()
     peaks = memory.stop()
     rows = task_rows(topology.metadata_url, runs)
     agents = [r for r in rows if r["task_id"] != SUMMARY and not r["task_id"].endswith("__items")]
@@ -496,7 +602,8 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
         "task_states": dict(sorted(Counter(r["state"] or "none" for r in agents).items())),
         "task_retries": sum(1 for r in agents if (r["try_number"] or 1) > 1),
         "worker_processes": worker_processes(topology.metadata_url, runs, agents),
-        "pss_mib": peaks, "load_1m_end": round(os.getloadavg()[0], 2),
+        "pss_mib": peaks, "cpu_s": cpu, "cpu_total_s": round(sum(c["tree"] for c in cpu.values()), 1),
+        "load_1m_end": round(os.getloadavg()[0], 2),
         "requests_per_agent": round(len(served) / shape.requests, 3),
         "faults_injected": sum(1 for e in served if e.get("fault")),
         "timeline_s": timeline(topology, runs, agents, served, t0_wall),
@@ -520,6 +627,15 @@ def timeline(topology: Topology, runs: dict[str, str], agents: list[dict[str, An
         "ended": [r["end_date"].timestamp() for r in agents if r["end_date"] is not None],
     }
     return {stage: percentiles([t - t0_wall for t in values]) for stage, values in stamps.items()}
+
+
+def add_floor(phase: dict[str, Any], topology: Topology, shape: Shape) -> None:
+    """The shape's requests once more with the bare SDK, as many processes as triggerers (bench/floor.py)."""
+    time.sleep(1.0)  # the shape's last connections close
+    floor = sdk_floor(topology.simulator_url(), SIM_KEY, requests=shape.requests, layers=shape.layers,
+                      processes=topology.floor_processes())
+    phase["floor"] = floor.as_dict()
+    phase["x_floor"] = round(phase["wall_s"] / floor.wall_s, 2)
 
 
 def limit_figures(phase: dict[str, Any], limits: RateLimitConfig, latency: float) -> dict[str, Any]:
@@ -679,7 +795,8 @@ def check_faults(phase: dict[str, Any], governance_url: str) -> dict[str, Any]:
 
 def print_table(phases: list[dict[str, Any]], topology: str) -> None:
     print(f"\nbench/scale.py on the {topology} topology")
-    head = (f"{'shape':<6}{'variant':<15}{'wall s':>8}{'bound s':>9}{'x bound':>9}{'in flight':>11}{'requests':>12}"
+    head = (f"{'shape':<6}{'variant':<15}{'wall s':>8}{'bound s':>9}{'x bound':>9}{'floor s':>9}{'x floor':>9}"
+            f"{'in flight':>11}{'requests':>12}"
             f"{'start p50/p90/p99 s':>22}{'retries':>9}{'worker procs':>14}  peak PSS MiB")
     print(head)
     print("-" * len(head))
@@ -687,9 +804,15 @@ def print_table(phases: list[dict[str, Any]], topology: str) -> None:
         lat = p["start_latency_s"]
         starts = f"{lat.get('p50', 0)}/{lat.get('p90', 0)}/{lat.get('p99', 0)}"
         mem = ", ".join(f"{k} {v}" for k, v in p["pss_mib"].items())
+        floor = p.get("floor", {}).get("wall_s", "-")
         print(f"{p['shape']:<6}{p['variant']:<15}{p['wall_s']:>8}{p['lower_bound_s']:>9}{p['x_bound']:>9}"
-              f"{p['peak_in_flight']:>11}{str(p['requests']) + '/' + str(p['requests_expected']):>12}{starts:>22}"
+              f"{floor:>9}{p.get('x_floor', '-'):>9}{p['peak_in_flight']:>11}{str(p['requests']) + '/' + str(p['requests_expected']):>12}{starts:>22}"
               f"{p['task_retries']:>9}{p['worker_processes']:>14}  {mem}")
+    print("\nCPU seconds over each phase, whole process tree (own: the root process; a triggerer's is its supervisor)")
+    for p in phases:
+        cells = sorted(p["cpu_s"].items(), key=lambda kv: -kv[1]["tree"])
+        print(f"{p['shape']:<6}{p['variant']:<15}total {p['cpu_total_s']:>6}  "
+              + ", ".join(f"{name} {c['tree']} (own {c['own']})" for name, c in cells if c["tree"] >= 0.1))
     print("\ntimeline, p50/p90/max seconds after the first trigger")
     stages = ("deferred", "reserved", "sent", "answered", "settled", "ended")
     print(f"{'shape':<6}{'variant':<15}" + "".join(f"{s:>18}" for s in stages))
@@ -715,6 +838,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests the simulator fails")
     parser.add_argument("--fault-kinds", default="429,500,503,drop,malformed", help="with --fault-rate")
     parser.add_argument("--max-retries", type=int, help="the engine's default in-call retries (default: RetryPolicy's 3)")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy every component during each phase; collapsed stacks "
+                                                         "(flamegraph input) go to DIR/<shape>_<component>.txt")
+    parser.add_argument("--no-floor", action="store_true", help="skip the bare-SDK floor measured after each shape")
     parser.add_argument("--timeout", type=float, default=1800)
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     parser.add_argument("--json", help="where to write the figures (default bench/results/scale_<topology>.json)")
@@ -770,7 +896,8 @@ def main(argv: list[str] | None = None) -> int:
                 killing = args.faults and shape.key == "a"
                 print(f"shape {shape.key}: {shape.title}{' with faults' if killing else ''} ...", flush=True)
                 phase = run_phase(topology, api, shape, prefix="scale", latency=args.latency, timeout=args.timeout,
-                                  during=inject_faults(topology, shape.requests) if killing else None)  # type: ignore[arg-type]
+                                  during=inject_faults(topology, shape.requests) if killing else None,  # type: ignore[arg-type]
+                                  profile=Path(args.profile) if args.profile else None)
                 if killing:
                     checks = check_faults(phase, topology.governance_url)
                     print(f"  faults: {json.dumps(checks)}", flush=True)
@@ -780,9 +907,12 @@ def main(argv: list[str] | None = None) -> int:
                 if shape.budget_agents:
                     phase["budget"] = budget_figures(phase, shape, topology.governance_url, topology.metadata_url)
                     print(f"  budget: {json.dumps(phase['budget'])}", flush=True)
+                if shape.key in FLOOR_SHAPES and not args.no_floor:
+                    add_floor(phase, topology, shape)
                 phases.append(phase)
-                print(f"  {phase['wall_s']} s ({phase['x_bound']}x the bound), peak {phase['peak_in_flight']} in flight, "
-                      f"runs {set(phase['runs'].values())}", flush=True)
+                print(f"  {phase['wall_s']} s ({phase['x_bound']}x the bound, {phase.get('x_floor', '-')}x the floor), "
+                      f"peak {phase['peak_in_flight']} in flight, runs {set(phase['runs'].values())}, "
+                      f"CPU {phase['cpu_total_s']} s", flush=True)
             for shape in baselines:
                 print(f"shape {shape.key} as PythonOperator tasks ...", flush=True)
                 phases.append(run_phase(topology, api, shape, prefix="plain", latency=args.latency, timeout=args.timeout))

@@ -217,3 +217,32 @@ def test_a_permanent_agent_failure_ends_without_a_retry_and_others_keep_airflows
         triggerer.ENDS_PERMANENT_FAILURES = False
     assert asked == [False, True, True]  # a budget refusal is final; the rest is Airflow's retry rule
     assert ti.is_eligible_to_retry() is True  # the task instance is left as it was
+
+
+def test_objects_alive_before_the_fork_are_frozen_in_the_forked_runner():
+    """The runner is forked from the supervisor: what was frozen there is never walked by its collector."""
+    import gc
+    import os
+
+    class Imported:  # stands for a module-level object of an import
+        pass
+
+    kept = [Imported() for _ in range(1000)]
+    try:
+        frozen = triggerer.freeze_what_is_imported()
+        assert frozen >= len(kept)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the trigger runner's side of Airflow's fork
+            gc.collect()
+            walked = sum(1 for obj in gc.get_objects() if isinstance(obj, Imported))
+            os.write(write, str(walked).encode())
+            os._exit(0)
+        os.close(write)
+        walked_in_child = int(os.read(read, 64).decode())
+        os.waitpid(pid, 0)
+        assert walked_in_child == 0, "the forked process's collector still walks what was frozen before the fork"
+        assert not any(isinstance(obj, Imported) for obj in gc.get_objects()), "frozen objects are still tracked"
+    finally:
+        gc.unfreeze()
+    assert any(isinstance(obj, Imported) for obj in gc.get_objects())
