@@ -393,18 +393,27 @@ def warm_imports() -> None:
             continue
 
 
-def freeze_what_is_imported() -> int:
-    """Move every object alive now (the imports above: about 430,000) into the garbage collector's
-    permanent generation, before Airflow forks the trigger runner, which inherits it; returns how many.
+# Allocations between young collections, and young / middle collections between older ones. Python's
+# (700, 10, 10) suits short scripts; 2,000 agents alive at once in one runner allocate millions of
+# objects, and every older collection walks all the agents still running. In bench/trigger_cost.py's
+# two phases of 2,000 agents, 39 full collections took 10.7 s of CPU; with these, 8 took 0.7 s.
+RUNNER_GC_THRESHOLDS = (50_000, 20, 20)
 
-    Otherwise each full collection in the runner walks all of them: 160 ms of CPU each on an idle
-    machine, and several run while a burst of agents allocates, at whatever line allocates (py-spy
-    found 2.5 s stalls of a triggerer's loop at one line during a 500-item fan-out). Walking them
-    also touches, and so copies, the pages the runner shares with its supervisor. Airflow's
-    LocalExecutor and DAG processor freeze before they fork for the same reasons; its triggerer does
-    not. Module-level objects are never collected anyway, so nothing is kept that would be freed."""
+
+def prepare_the_collector_for_bursts() -> int:
+    """Freeze every object alive now (the imports above: about 430,000) into the garbage collector's
+    permanent generation, and collect less often, before Airflow forks the trigger runner, which
+    inherits both; returns how many objects were frozen.
+
+    Otherwise each full collection in the runner walks the inherited objects too: 160 ms of CPU each
+    on an idle machine, at whatever line allocates (py-spy found 2.5 s stalls of a triggerer's loop
+    at one line during a 500-item fan-out), and it touches, and so copies, the pages the runner shares
+    with its supervisor. Airflow's LocalExecutor and DAG processor freeze before they fork for the
+    same reasons; its triggerer does not. Module-level objects are never collected anyway, and cycles
+    are still collected, later: nothing is kept that would be freed."""
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*RUNNER_GC_THRESHOLDS)
     return gc.get_freeze_count()
 
 
@@ -429,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
     # trigger log channel; our own line per model request says more (tokens, cost, latency, retries).
     for name in ("httpx", "httpx2"):  # httpx2: the copy of httpx the OpenAI SDK ships
         logging.getLogger(name).setLevel(logging.WARNING)
-    freeze_what_is_imported()
+    prepare_the_collector_for_bursts()
     from airflow.__main__ import main as airflow_main
 
     sys.argv = ["airflow", "triggerer", *(sys.argv[1:] if argv is None else argv)]

@@ -228,21 +228,24 @@ def test_objects_alive_before_the_fork_are_frozen_in_the_forked_runner():
         pass
 
     kept = [Imported() for _ in range(1000)]
+    thresholds = gc.get_threshold()
     try:
-        frozen = triggerer.freeze_what_is_imported()
+        frozen = triggerer.prepare_the_collector_for_bursts()
         assert frozen >= len(kept)
         read, write = os.pipe()
         pid = os.fork()
         if pid == 0:  # the trigger runner's side of Airflow's fork
             gc.collect()
             walked = sum(1 for obj in gc.get_objects() if isinstance(obj, Imported))
-            os.write(write, str(walked).encode())
+            os.write(write, f"{walked} {gc.get_threshold()[0]}".encode())
             os._exit(0)
         os.close(write)
-        walked_in_child = int(os.read(read, 64).decode())
+        walked_in_child, threshold_in_child = map(int, os.read(read, 64).decode().split())
         os.waitpid(pid, 0)
         assert walked_in_child == 0, "the forked process's collector still walks what was frozen before the fork"
+        assert threshold_in_child == triggerer.RUNNER_GC_THRESHOLDS[0]
         assert not any(isinstance(obj, Imported) for obj in gc.get_objects()), "frozen objects are still tracked"
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
     assert any(isinstance(obj, Imported) for obj in gc.get_objects())
