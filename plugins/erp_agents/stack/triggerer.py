@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 PATCHED_AIRFLOW = ("3.3.",)
 # The base URL Airflow's supervisor gives its in-process client (``make_client``).
 IN_PROCESS_URL = "http://in-process.invalid./"
+# Where the SDK clients built to load their modules point; they never send a request.
+WARM_UP_URL = "http://warm-up.invalid./"
 # inspect.getsource() of what ``build_execution_api_now`` replaces or relies on, as written for PATCHED_AIRFLOW.
 PINNED_WARM_UP_SOURCES = {
     "in_process_api_server": "40bd80393ce624db4719d810ac64589005a126ecda3f4e31b377624ba54bac09",
@@ -364,10 +366,8 @@ def warm_imports() -> None:
     on its event loop: the SDKs (anthropic alone took 3.8 s there) and their resources, pydantic-ai's
     models, the provider hooks, the tool registry and the tokenizer (py-spy found the hooks, tools and
     SDK resources still imported there during a first 500-agent burst). The runner inherits them; the loop stays free when the first burst of agents starts."""
-    import anthropic  # noqa: F401
-    import anthropic.resources.messages  # noqa: F401  (the SDKs import their resources on first use)
-    import openai  # noqa: F401
-    import openai.resources.chat  # noqa: F401
+    import anthropic
+    import openai
     import pydantic_ai.models.anthropic  # noqa: F401
     import pydantic_ai.models.openai  # noqa: F401
     from genai_prices import data  # noqa: F401  (1 s to compile where no bytecode is cached)
@@ -386,6 +386,15 @@ def warm_imports() -> None:
 
     o200k()
     default_registry()  # the tool modules and the entry points they are registered under
+    # The SDKs import a resource's modules when a client first reaches it (``client.chat.completions``
+    # loads and, without cached bytecode, compiles them: 0.4 s on a busy loop): reach them here the way
+    # pydantic-ai's models do. No request is made; the clients are dropped.
+    openai_client = openai.AsyncOpenAI(api_key="warm-up", base_url=WARM_UP_URL)
+    _ = openai_client.chat.completions, openai_client.responses
+    _ = anthropic.AsyncAnthropic(api_key="warm-up", base_url=WARM_UP_URL).beta.messages
+    from erp_agents.costs.pricing import TokenCounts, quote
+
+    quote("gpt-4o-mini", TokenCounts(1, 1), provider_type="openai")  # genai-prices builds its lookups on first use
     for provider_hook in ("airflow.providers.openai.hooks.openai", "airflow.providers.anthropic.hooks.anthropic"):
         try:  # the hooks that read the connections: a provider package that is not installed is fine
             importlib.import_module(provider_hook)

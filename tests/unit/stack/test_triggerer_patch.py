@@ -249,3 +249,26 @@ def test_objects_alive_before_the_fork_are_frozen_in_the_forked_runner():
         gc.unfreeze()
         gc.set_threshold(*thresholds)
     assert any(isinstance(obj, Imported) for obj in gc.get_objects())
+
+
+def test_the_warm_up_loads_what_the_first_agents_would_load_on_the_runner_loop():
+    """In a fresh interpreter (this one has imported much already): after warm_imports, building a
+    model and pricing a request import nothing more."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from erp_agents.stack.triggerer import warm_imports\n"
+        "warm_imports()\n"
+        "before = set(sys.modules)\n"
+        "import openai, anthropic\n"
+        "_ = openai.AsyncOpenAI(api_key='k', base_url='http://x.invalid/').chat.completions\n"
+        "_ = anthropic.AsyncAnthropic(api_key='k', base_url='http://x.invalid/').beta.messages\n"
+        "from erp_agents.costs.pricing import TokenCounts, quote\n"
+        "quote('claude-3-5-haiku-latest', TokenCounts(10, 10), provider_type='anthropic')\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
