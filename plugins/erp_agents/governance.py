@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -88,6 +89,16 @@ class Permit:
 def _was_sent(error: BaseException) -> bool:
     """A request that never left this host cannot have been counted by the provider."""
     return not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, asyncio.CancelledError))
+
+
+async def _both(steps: list[Coroutine[Any, Any, None]]) -> None:
+    """The limiter and the ledger settle (or release) side by side: two stores, two transactions, and
+    each one's batch waits for its own store only. One that fails never stops the other; its error
+    is raised once both are done."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 class AgentGovernor:
@@ -176,20 +187,20 @@ class AgentGovernor:
             self.call_base += 1
 
     async def settle(self, permit: Permit, cost: RequestCost) -> None:
-        try:
-            if permit.lease is not None and self.limiter is not None:
-                await self.limiter.settle(permit.lease, self._counted_tokens(permit, cost))
-        finally:
-            if permit.reservation is not None and self.ledger is not None:
-                await self.ledger.settle(permit.reservation, cost.cost_micros, self._detail(cost))
+        steps = []
+        if permit.lease is not None and self.limiter is not None:
+            steps.append(self.limiter.settle(permit.lease, self._counted_tokens(permit, cost)))
+        if permit.reservation is not None and self.ledger is not None:
+            steps.append(self.ledger.settle(permit.reservation, cost.cost_micros, self._detail(cost)))
+        await _both(steps)
 
     async def release(self, permit: Permit, error: BaseException) -> None:
-        try:
-            if permit.reservation is not None and self.ledger is not None:
-                await self.ledger.release(permit.reservation)
-        finally:
-            if permit.lease is not None and self.limiter is not None:
-                await self.limiter.release(permit.lease, sent=_was_sent(error))
+        steps = []
+        if permit.reservation is not None and self.ledger is not None:
+            steps.append(self.ledger.release(permit.reservation))
+        if permit.lease is not None and self.limiter is not None:
+            steps.append(self.limiter.release(permit.lease, sent=_was_sent(error)))
+        await _both(steps)
 
     def _counted_tokens(self, permit: Permit, cost: RequestCost) -> int:
         """Tokens the provider's limit counts: Anthropic counts what was used; OpenAI and compatible

@@ -183,3 +183,51 @@ def test_the_agent_timeout_ends_a_hung_request_and_releases_its_slot_and_reserva
                                                                                       output_tokens=1)),
                 _invocation(), ledger, limiter, _record())
     assert asyncio.run(asyncio.wait_for(PydanticAgent(ok).run("go"), 10)).output == "ok"  # the slot is free again
+
+
+def test_the_limiter_and_the_ledger_settle_side_by_side_and_a_failure_of_one_skips_neither():
+    """Each waits for the other here: settled one after the other, this would never finish."""
+    from erp_agents.costs.record import RequestCost
+    from erp_agents.governance import Permit
+
+    both_started = asyncio.Barrier(2)
+    done: list[str] = []
+
+    class Limiter:
+        async def settle(self, lease, used):
+            await both_started.wait()
+            done.append("limiter")
+
+        async def release(self, lease, *, sent):
+            await both_started.wait()
+            done.append("limiter released")
+            raise RuntimeError("limiter store down")
+
+    class Ledger:
+        async def settle(self, reservation, micros, detail):
+            await both_started.wait()
+            done.append("ledger")
+
+        async def release(self, reservation):
+            await both_started.wait()
+            done.append("ledger released")
+
+    invocation = _invocation()
+    governor = AgentGovernor(invocation=invocation, run=RunContext(dag_id="wf", run_id="r1", task_id="finance.a"),
+                             record=_record(), cost_config=cost_config_of(invocation.budgets), limiter=Limiter(),
+                             ledger=Ledger())
+    from erp_agents.governed import RequestEstimate
+
+    estimate = RequestEstimate(workflow="wf", agent="a", module="Finance", provider_name="p", model="fn",
+                               prompt_tokens=1, max_output_tokens=20, call_number=1, priority=5, message_count=1)
+    permit = Permit(lease=object(), reservation=object(), estimate=estimate)  # type: ignore[arg-type]
+    cost = RequestCost(model="fn", input_tokens=1, output_tokens=1, cache_read_tokens=0, cost_usd=0.0, cost_micros=0,
+                       latency_s=0.1)
+
+    async def run():
+        await asyncio.wait_for(governor.settle(permit, cost), 5)
+        with pytest.raises(RuntimeError, match="limiter store down"):
+            await asyncio.wait_for(governor.release(permit, RuntimeError("provider")), 5)
+
+    asyncio.run(run())
+    assert sorted(done) == ["ledger", "ledger released", "limiter", "limiter released"]
