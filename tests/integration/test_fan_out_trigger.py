@@ -60,11 +60,21 @@ def test_chunks_run_items_concurrently_each_with_its_own_result_cost_and_call_ke
     assert len(chunks) == 3
     run_id = f"fan-{uuid.uuid4().hex[:8]}"
 
+    lines: list[str] = []
+
+    class Recording:  # the trigger's task log
+        def _line(self, message: str, *args: object, **_: object) -> None:
+            lines.append(message % args if args else message)
+
+        info = warning = error = debug = exception = _line
+
     def trigger(map_index: int, chunk: dict) -> AgentTrigger:
         run = {"schema_version": 1, "dag_id": "fan", "run_id": run_id, "task_id": "finance.reviewer",
                "map_index": map_index}
-        return AgentTrigger(invocation=invocation.to_json(), end_in_triggerer=False, run=run, upstream_outputs={},
+        made = AgentTrigger(invocation=invocation.to_json(), end_in_triggerer=False, run=run, upstream_outputs={},
                             chunk=chunk)
+        made._log = Recording()
+        return made
 
     async def all_chunks():
         async def one(t):
@@ -76,6 +86,11 @@ def test_chunks_run_items_concurrently_each_with_its_own_result_cost_and_call_ke
     results = [item for e in events for item in e["items"]]
     assert [r["index"] for r in results] == list(range(120))
     assert [len(e["items"]) for e in events] == [50, 50, 20]
+
+    # One start line per chunk, not one per item; one line per model request.
+    starts = [line for line in lines if line.startswith("Agent reviewer: gpt-4o-mini")]
+    assert sorted(starts) == sorted(f"Agent reviewer: gpt-4o-mini via openai, tools: none, {n} items" for n in (50, 50, 20))
+    assert sum(1 for line in lines if line.startswith("model_request ")) == 119
 
     bad = results[BAD_ITEM]
     assert (bad["status"], bad["error_type"], bad["cost_record"]["calls"]) == ("failed", "PermanentAgentError", 0)

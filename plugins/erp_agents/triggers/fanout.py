@@ -16,7 +16,8 @@ from erp_agents.contracts import AgentInvocation, ItemChunk, ItemResult, RunCont
 from erp_agents.costs.record import CostRecord
 from erp_agents.governance import item_call_base
 from erp_agents.triggers.errors import as_agent_error, is_expected, mask_value
-from erp_agents.triggers.runner import run_agent
+from erp_agents.tools.registry import default_registry
+from erp_agents.triggers.runner import announce, run_agent
 
 
 def item_record(invocation: AgentInvocation) -> CostRecord:
@@ -70,6 +71,8 @@ async def run_chunk(
     """
     mine = [item_record(invocation) for _ in chunk.items]
     records.extend(mine)
+    announce(invocation, {tool.name for tool in default_registry().build(invocation.agent.tools)}, log,
+             items=len(chunk.items))
     return list(await asyncio.gather(*(
         run_item(invocation, run, upstream, chunk.start + offset, item, mine[offset], log=log)
         for offset, item in enumerate(chunk.items)

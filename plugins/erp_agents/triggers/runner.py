@@ -113,6 +113,12 @@ def _time_left(invocation: AgentInvocation, run: RunContext) -> tuple[float, str
     return max(run_left, 0.001), f"the workflow timeout of {invocation.workflow_timeout_s:g} s"
 
 
+def announce(invocation: AgentInvocation, tool_names: set[str], log: logging.Logger | Any, items: int = 0) -> None:
+    """The agent's one start line in its task log: model, provider, tools (and items of a chunk)."""
+    log.info("Agent %s: %s via %s, tools: %s%s", invocation.agent.name, invocation.model, invocation.provider_name,
+             ", ".join(sorted(tool_names)) or "none", f", {items} items" if items else "")
+
+
 async def _run_agent(
     invocation: AgentInvocation,
     run: RunContext,
@@ -134,8 +140,8 @@ async def _run_agent(
         prompt_out.append(prompt)
     tools = default_registry().build(agent.tools)
     tool_names = {tool.name for tool in tools}
-    log.info("Agent %s: %s via %s, tools: %s", agent.name, invocation.model, invocation.provider_name,
-             ", ".join(sorted(tool_names)) or "none")
+    if extra_context is None:  # a fan-out chunk says it once for all its items (``run_chunk``)
+        announce(invocation, tool_names, log)
     async with AgentModelHook(provider).model(invocation.model) as provider_model:
         model = GovernedModel(
             provider_model,
