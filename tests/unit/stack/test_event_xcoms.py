@@ -41,6 +41,13 @@ class FakeSession:
         self.flushes += 1
 
 
+@pytest.fixture(autouse=True)
+def pushes(monkeypatch) -> None:
+    """The XComs' SQL is tested on a real database (tests/integration/test_event_xcom_writes.py)."""
+    monkeypatch.setattr(event_xcoms, "push_xcoms", lambda ti, xcoms, session: ti.pushed.extend(
+        (key, value, session) for key, value in xcoms.items()))
+
+
 @pytest.fixture
 def airflows_handler() -> Iterator[list[tuple[BaseTaskEndEvent, Any]]]:
     """Airflow's handler replaced by one that records its calls and decides a retry for failures."""
@@ -66,7 +73,6 @@ def test_a_success_sets_its_state_and_pushes_every_xcom_in_the_callers_session(a
     handle_event_submit(TaskSuccessEvent(xcoms=xcoms), task_instance=ti, session=session)
     assert ti.trigger_id is None and ti.states == [(TaskInstanceState.SUCCESS, session)]
     assert ti.pushed == [("return_value", {"output": "ok"}, session), ("cost_record", {"calls": 1}, session)]
-    assert session.flushes == 1
     assert airflows_handler == []  # no callback request built for a success
 
 
@@ -89,3 +95,12 @@ def test_it_stands_in_for_the_airflow_handler_it_was_written_against():
     assert found == event_xcoms.PINNED_EVENT_SOURCES["handle_event_submit[BaseTaskEndEvent]"], (
         "Airflow changed how a trigger ends a task: check whether it now pushes the XComs in its session "
         "(drop record_xcoms_with_the_state) or what the success path does, then update PINNED_EVENT_SOURCES")
+
+
+def test_it_stores_xcoms_as_the_xcom_model_it_was_written_against_does():
+    from airflow.models.xcom import XComModel
+
+    found = hashlib.sha256(inspect.getsource(XComModel.set).encode()).hexdigest()
+    assert found == event_xcoms.PINNED_EVENT_SOURCES["XComModel.set"], (
+        "Airflow changed how an XCom is stored: make push_xcoms store rows as XComModel.set now does, "
+        "then update PINNED_EVENT_SOURCES")
