@@ -428,6 +428,7 @@ def prepare_the_collector_for_bursts() -> int:
 
 def main(argv: list[str] | None = None) -> None:
     from erp_agents.stack.event_xcoms import record_xcoms_with_the_state
+    from erp_agents.stack.supervisor_send import send_without_blocking_the_runner
     from erp_agents.stack.supervisor_xcom import read_xcoms_from_the_database
     from erp_agents.stack.trigger_claim import claim_fair_share
     from erp_agents.stack.triggerer_loop import pace_claims, sync_runner_often
@@ -441,6 +442,7 @@ def main(argv: list[str] | None = None) -> None:
     skip_success_callback_requests()
     record_xcoms_with_the_state()  # before end_permanent_failures_here, which calls what is registered
     read_xcoms_from_the_database()
+    send_without_blocking_the_runner()
     end_permanent_failures_here()
     warm_imports()
     # One INFO line per HTTP request from httpx doubles what every agent request writes to the
