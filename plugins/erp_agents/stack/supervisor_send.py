@@ -30,8 +30,6 @@ PATCHED_AIRFLOW = ("3.3.",)
 PINNED_SEND_SOURCES = {
     "WatchedSubprocess.send_msg": "d3c61a83d1b9e4ef69369486341758c1ad4a9932423208f4c38ba520ef457ca3",
 }
-# How long one wait for the socket lasts before it looks again (the runner may have exited).
-WAIT_S = 1.0
 
 
 def send_reading_logs(supervisor: Any, data: bytes) -> None:
@@ -51,6 +49,8 @@ def send_reading_logs(supervisor: Any, data: bytes) -> None:
 
 
 def _read_the_other_sockets_until_writable(supervisor: Any, sock: Any) -> None:
+    """Wait until ``sock`` takes more; a runner that exited makes it writable, and the send then
+    raises as Airflow's ``sendall`` would."""
     waiting = selectors.DefaultSelector()
     try:
         waiting.register(sock, selectors.EVENT_WRITE, None)
@@ -58,17 +58,15 @@ def _read_the_other_sockets_until_writable(supervisor: Any, sock: Any) -> None:
             if key.fileobj is not sock and key.fileobj.fileno() >= 0:  # the logs, stdout and stderr readers
                 waiting.register(key.fileobj, selectors.EVENT_READ, key)
         while True:
-            for ready, _ in waiting.select(timeout=WAIT_S):
+            for ready, _ in waiting.select():
                 if ready.data is None:
                     return  # the runner took some: send more
-                _read(supervisor, waiting, ready.data)
-            if sock.fileno() < 0:
-                return  # closed meanwhile: the send raises as Airflow's would
+                _read(waiting, ready.data)
     finally:
         waiting.close()
 
 
-def _read(supervisor: Any, waiting: selectors.BaseSelector, key: selectors.SelectorKey) -> None:
+def _read(waiting: selectors.BaseSelector, key: selectors.SelectorKey) -> None:
     """What ``_service_subprocess`` does for one readable socket, including its end of file."""
     handler, on_close = key.data
     try:
