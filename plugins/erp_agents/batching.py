@@ -10,6 +10,7 @@ one. No latency is added when the load is light; under load the rows are locked 
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -42,14 +43,21 @@ class Coalescer(Generic[T, R]):
         self.max_batch = max_batch
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue[T, R]] = weakref.WeakKeyDictionary()
 
-    async def submit(self, item: T) -> R:
+    async def submit(self, item: T, *, abandoned: Callable[[R], object] | None = None) -> R:
+        """A cancelled caller's write still lands, as the callers expect; when it lands with a result
+        nobody awaits any more (a reservation, say), ``abandoned`` gets that result so it can be undone."""
         loop = asyncio.get_running_loop()
         queue = self._queues.setdefault(loop, _Queue())
         done: asyncio.Future[R] = loop.create_future()
         queue.pending.append((item, done))
         if queue.drain is None or queue.drain.done():
             queue.drain = loop.create_task(self._drain(queue), name="erp-coalesce")
-        return await asyncio.shield(done)  # a cancelled caller's write still lands, as the callers expect
+        try:
+            return await asyncio.shield(done)
+        except asyncio.CancelledError:
+            if abandoned is not None:
+                done.add_done_callback(functools.partial(_hand_back, abandoned))
+            raise
 
     async def _drain(self, queue: _Queue[T, R]) -> None:
         loop = asyncio.get_running_loop()
@@ -71,6 +79,11 @@ class Coalescer(Generic[T, R]):
             _resolve(done, exc)
         else:
             _resolve(done, None if outcomes is None else outcomes[0])
+
+
+def _hand_back(abandoned: Callable[[R], object], done: asyncio.Future[R]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        abandoned(done.result())
 
 
 def _resolve(done: asyncio.Future[R], outcome: object) -> None:

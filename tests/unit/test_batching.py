@@ -95,3 +95,30 @@ def test_batches_are_capped() -> None:
 
     asyncio.run(main())
     assert batches == [3, 3, 2]
+
+
+def test_a_result_that_lands_after_its_caller_gave_up_goes_to_abandoned() -> None:
+    gate = threading.Event()
+    handed_back: list[int] = []
+
+    def run_many(items: Sequence[int]) -> list[int]:
+        gate.wait(5)
+        return [item * 10 for item in items]
+
+    async def main() -> None:
+        coalescer: Coalescer[int, int] = Coalescer(run_many)
+        kept = asyncio.create_task(coalescer.submit(1, abandoned=handed_back.append))
+        given_up = asyncio.create_task(coalescer.submit(2, abandoned=handed_back.append))
+        await asyncio.sleep(0.05)
+        given_up.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await given_up
+        gate.set()
+        assert await kept == 10
+        for _ in range(100):
+            if handed_back:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert handed_back == [20]  # the kept caller's result is its own, not handed back

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import os
 import socket
 import time
@@ -48,6 +49,8 @@ from erp_agents.costs.ledger_types import (
     budget_exceeded,
 )
 from erp_agents.store import engine_for
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Ledger", "BudgetExceededError", "GovernanceStoreUnavailable"]
 
@@ -119,6 +122,7 @@ class Ledger:
         self._known_accounts: set[str] = set()
         self._next_expiry = 0.0
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Waiters] = weakref.WeakKeyDictionary()
+        self._background: set[asyncio.Task[None]] = set()
         # Requests that start or finish together reserve or settle in one transaction each: their
         # accounts locked once, one commit (the run's account is the row every agent of a run locks).
         self._reserves: Coalescer[tuple[CallKey, tuple[Account, ...], int], Reservation] = Coalescer(
@@ -139,7 +143,8 @@ class Ledger:
         if amount_micros < 0:
             raise ValueError("a reservation cannot be negative")
         deadline = time.monotonic() + (self.wait_for_in_flight_s if wait_s is None else wait_s)
-        attempt = functools.partial(self._reserves.submit, (key, tuple(accounts), amount_micros))
+        attempt = functools.partial(self._reserves.submit, (key, tuple(accounts), amount_micros),
+                                    abandoned=self._release_abandoned)
         try:
             return await attempt()
         except _Blocked as blocked:
@@ -166,6 +171,21 @@ class Ledger:
         """The request failed before costing anything: free its reservation."""
         await self._in_thread(self._release_sync, reservation)
         self._notify()
+
+    def _release_abandoned(self, reservation: Reservation) -> None:
+        """A reserve whose caller was cancelled while its batch was in the store landed anyway: free
+        it now instead of holding the budget until the reservation expires. A key an earlier
+        execution holds (``existing``) is that execution's, and stays."""
+        if reservation.existing:
+            return
+        task = asyncio.get_running_loop().create_task(self.release(reservation), name="erp-ledger-release")
+        self._background.add(task)
+        task.add_done_callback(self._release_done)
+
+    def _release_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("ledger: an abandoned reservation stays held until it expires: %s", task.exception())
 
     # ---- sync API (reports, CLI) -----------------------------------------------------------------
 

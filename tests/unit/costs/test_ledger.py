@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -160,3 +161,35 @@ def test_unreachable_store_fails_closed() -> None:
 def test_engine_for_is_shared(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     assert Ledger(url).engine is engine_for(url)
+
+
+def test_a_reserve_cancelled_while_its_batch_is_in_the_store_is_released_when_it_lands(ledger: Ledger) -> None:
+    """The caller (an agent whose task ended, a triggerer stopping) gave up; the hold it would have
+    left must not wait for the reservation's expiry."""
+    in_store, go_on = threading.Event(), threading.Event()
+    reserve_all = ledger._reserve_all
+
+    def slow_reserve_all(batch):  # noqa: ANN001, ANN202
+        in_store.set()
+        go_on.wait(5)
+        return reserve_all(batch)
+
+    ledger._reserve_all = slow_reserve_all  # type: ignore[method-assign]
+
+    async def main() -> None:
+        caller = asyncio.create_task(ledger.reserve(key("gone"), [RUN], 300))
+        await asyncio.to_thread(in_store.wait, 5)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        go_on.set()
+        for _ in range(200):
+            state = ledger.account_state(RUN.key)
+            if state is not None and state.reserved_micros == 0 and not ledger._background:
+                return
+            await asyncio.sleep(0.01)
+
+    run(main())
+    assert ledger.account_state(RUN.key).reserved_micros == 0
+    again = run(ledger.reserve(key("gone"), [RUN], 300))  # the released key is free for a new try
+    assert not again.existing
