@@ -61,8 +61,13 @@ def test_agents_start_and_finish_in_the_triggerer(stack, simulator):
     analyzer = next(r for o, r in by_opener.items() if o.startswith("Analyse this processed ledger"))
     assert final_text(processor) in first_user_text(analyzer)
     assert '"[gpt-4o-mini#' not in first_user_text(analyzer)
+    task_logs = _task_logs(stack)
     assert re.search(r"Workflow basic_workflow: completed \(all agents succeeded\); 3/3 agents succeeded",
-                     stack.log_of("scheduler") + _task_logs(stack))
+                     stack.log_of("scheduler") + task_logs)
+    # what each agent logged in the trigger runner reached its task's log through the supervisor
+    for task_id in AGENTS:
+        agent = task_id.split(".", 1)[1]
+        assert re.search(rf'"event":"Agent {agent} finished: \d+ calls.*"task_id":"{re.escape(task_id)}"', task_logs), agent
 
 
 def _task_logs(stack) -> str:

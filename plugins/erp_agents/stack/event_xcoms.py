@@ -68,31 +68,47 @@ def record_xcoms_with_the_state() -> bool:
         if xcoms and task_instance.state != TaskInstanceState.UP_FOR_RETRY:
             push_xcoms(task_instance, xcoms, session)
 
+    end_task_with_its_xcoms.pushes_in_the_callers_session = True  # type: ignore[attr-defined]
     handle_event_submit.register(BaseTaskEndEvent, end_task_with_its_xcoms)
     return True
 
 
 def push_xcoms(task_instance: Any, xcoms: dict[str, Any], session: Any) -> None:
-    """Store all of a task's XComs in three statements where ``XComModel.set`` takes three for each:
-    the run's id, one delete of the keys' old rows, one insert of the new ones; each value serialized
-    by ``XComModel.serialize_value``, as ``set`` does. An agent's answer and cost record were six
-    statements of the ~11 that record its end, in the supervisor's one loop that also claims new
-    triggers. What ``set`` does is pinned (``PINNED_EVENT_SOURCES["XComModel.set"]``)."""
+    """Store a task's XComs now, or with the batch's when ``event_batch`` records several task ends in
+    this session (it writes them when its batch is complete)."""
+    from erp_agents.stack.event_batch import XCOM_BATCH
+
+    queued = session.info.get(XCOM_BATCH)
+    if queued is not None:
+        queued.append((task_instance, xcoms))
+    else:
+        write_xcoms([(task_instance, xcoms)], session)
+
+
+def write_xcoms(pushes: list[tuple[Any, dict[str, Any]]], session: Any) -> None:
+    """Store the XComs of one or many tasks in three statements where ``XComModel.set`` takes three
+    for each: the runs' ids, one delete of the keys' old rows, one insert of the new ones; each value
+    serialized by ``XComModel.serialize_value``, as ``set`` does. An agent's answer and cost record
+    were six statements of the ~11 that record its end, in the supervisor's one loop that also claims
+    new triggers. What ``set`` does is pinned (``PINNED_EVENT_SOURCES["XComModel.set"]``)."""
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
-    from sqlalchemy import delete, select
+    from sqlalchemy import delete, select, tuple_
 
-    ti = task_instance
-    dag_run_id = session.scalar(select(DagRun.id).where(DagRun.dag_id == ti.dag_id, DagRun.run_id == ti.run_id))
-    if dag_run_id is None:
-        raise ValueError(f"DAG run not found on DAG {ti.dag_id!r} with ID {ti.run_id!r}")
-    where = dict(run_id=ti.run_id, task_id=ti.task_id, dag_id=ti.dag_id, map_index=ti.map_index)
+    runs = {(ti.dag_id, ti.run_id) for ti, _ in pushes}
+    run_ids = {(dag_id, run_id): id_ for dag_id, run_id, id_ in session.execute(
+        select(DagRun.dag_id, DagRun.run_id, DagRun.id).where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(runs))))}
+    for dag_id, run_id in runs - set(run_ids):
+        raise ValueError(f"DAG run not found on DAG {dag_id!r} with ID {run_id!r}")
+    rows = [(ti, key, value) for ti, xcoms in pushes for key, value in xcoms.items()]
     session.execute(delete(XComModel).where(
-        XComModel.key.in_(list(xcoms)), XComModel.run_id == ti.run_id, XComModel.task_id == ti.task_id,
-        XComModel.dag_id == ti.dag_id, XComModel.map_index == ti.map_index))
+        tuple_(XComModel.dag_id, XComModel.run_id, XComModel.task_id, XComModel.map_index, XComModel.key).in_(
+            [(ti.dag_id, ti.run_id, ti.task_id, ti.map_index, key) for ti, key, _ in rows])))
     session.add_all([
-        XComModel(dag_run_id=dag_run_id, key=key, value=XComModel.serialize_value(value=value, key=key, **where),
-                  dag_result=False, **where)
-        for key, value in xcoms.items()
+        XComModel(dag_run_id=run_ids[(ti.dag_id, ti.run_id)], key=key, dag_result=False,
+                  value=XComModel.serialize_value(value=value, key=key, run_id=ti.run_id, task_id=ti.task_id,
+                                                  dag_id=ti.dag_id, map_index=ti.map_index),
+                  run_id=ti.run_id, task_id=ti.task_id, dag_id=ti.dag_id, map_index=ti.map_index)
+        for ti, key, value in rows
     ])
     session.flush()
