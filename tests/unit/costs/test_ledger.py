@@ -9,9 +9,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
+from sqlalchemy import event as sa_event
 
 from erp_agents.costs.ledger import Ledger
-from erp_agents.costs.ledger_types import Account, BudgetExceededError, CallKey, ChargeDetail, GovernanceStoreUnavailable
+from erp_agents.costs.ledger_types import (
+    Account,
+    BudgetExceededError,
+    CallKey,
+    ChargeDetail,
+    GovernanceStoreUnavailable,
+    Reservation,
+)
 from erp_agents.store import engine_for
 
 DETAIL = ChargeDetail(model="gpt-4o-mini", provider="openai", module="Finance", input_tokens=100, output_tokens=10)
@@ -193,3 +201,24 @@ def test_a_reserve_cancelled_while_its_batch_is_in_the_store_is_released_when_it
     assert ledger.account_state(RUN.key).reserved_micros == 0
     again = run(ledger.reserve(key("gone"), [RUN], 300))  # the released key is free for a new try
     assert not again.existing
+
+
+def test_a_batch_of_settles_charges_each_call_once_and_each_account_with_the_sum(ledger: Ledger) -> None:
+    """Settles that land together (a fan-out's items) are one transaction: the run's account is
+    updated once with the batch's sum, a key settled twice counts once, a key never reserved still
+    counts, and a key settled in an earlier batch is left as it is."""
+    agents = [Account(f"agent:dag/run1/{task}", 1000, "agent") for task in ("a", "b", "c")]
+    reserved = [run(ledger.reserve(key(task), [agent, RUN], 200)) for task, agent in zip("abc", agents)]
+    run(ledger.settle(reserved[2], 7, DETAIL))  # an earlier batch
+    lost = Reservation(key("lost"), (RUN.key,), 0, 0.0)  # its hold expired and was swept, or was never made
+    statements: list[str] = []
+    sa_event.listen(ledger.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    ledger._settle_all([(reserved[0], 10, DETAIL), (reserved[1], 20, DETAIL), (reserved[0], 10, DETAIL),
+                        (reserved[2], 99, DETAIL), (lost, 5, DETAIL)])
+    state = ledger.account_state(RUN.key)
+    assert (state.spent_micros, state.reserved_micros) == (7 + 10 + 20 + 5, 0)
+    assert [ledger.account_state(a.key).spent_micros for a in agents] == [10, 20, 7]
+    assert {c.key.task_id: c.actual_micros for c in ledger.charges("dag", "run1")} == {
+        "a": 10, "b": 20, "c": 7, "lost": 5}
+    account_updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE ERP_LEDGER_ACCOUNTS")]
+    assert len(account_updates) == 3  # the run's account and the two agents', once each
