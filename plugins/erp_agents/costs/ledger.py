@@ -25,7 +25,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, Row, bindparam, select, text, update
@@ -58,7 +57,6 @@ __all__ = ["Ledger", "BudgetExceededError", "GovernanceStoreUnavailable"]
 
 T = TypeVar("T")
 _EXPIRY_EVERY_S = 1.0
-_SETTLED = SimpleNamespace(state="settled")  # stands for a call settled earlier in the same batch
 _EXPIRY_BATCH = 200
 _CREATE_LOCK_ID = 0x45525F4C  # advisory lock id that serializes CREATE TABLE across processes
 _created: set[str] = set()
@@ -300,11 +298,13 @@ class Ledger:
             freed: Counter[str] = Counter()
             changed: list[dict[str, Any]] = []
             added: list[dict[str, Any]] = []
+            charged: set[str] = set()  # a second settle of the same key in this batch does nothing
             for reservation, actual, detail in settles:
                 call_key = reservation.key.text()
                 call = calls.get(call_key)
-                if call is not None and call.state == "settled":
+                if call_key in charged or (call is not None and call.state == "settled"):
                     continue
+                charged.add(call_key)
                 held = call.reserved_micros if call is not None and call.state == "held" else 0
                 for key in json.loads(call.accounts) if call is not None else reservation.accounts:
                     spent[key] += actual
@@ -318,7 +318,6 @@ class Ledger:
                     ))
                 else:
                     changed.append({"settled_key": call_key, **values})
-                calls[call_key] = _SETTLED  # a second settle of the same key in this batch does nothing
             for key in sorted(spent):
                 conn.execute(
                     update(accounts_t)
@@ -458,7 +457,7 @@ def _lock_accounts(conn: Connection, keys: Sequence[str]) -> list[Row[Any]]:
     return list(conn.execute(stmt).all())
 
 
-def _lock_calls(conn: Connection, call_keys: Sequence[str]) -> dict[str, Any]:
+def _lock_calls(conn: Connection, call_keys: Sequence[str]) -> dict[str, Row[Any]]:
     """Lock the calls of a batch, in key order (as every writer locks them), by call key."""
     if not call_keys:
         return {}
@@ -467,7 +466,7 @@ def _lock_calls(conn: Connection, call_keys: Sequence[str]) -> dict[str, Any]:
 
 
 def _lock_call(conn: Connection, key: CallKey) -> Row[Any] | None:
-    return conn.execute(select(calls_t).where(calls_t.c.call_key == key.text()).with_for_update()).first()
+    return _lock_calls(conn, [key.text()]).get(key.text())
 
 
 def _free(conn: Connection, keys: Sequence[str], amount: int) -> None:

@@ -98,7 +98,8 @@ def write_xcoms(pushes: list[tuple[Any, dict[str, Any]]], session: Any) -> None:
     runs = {(ti.dag_id, ti.run_id) for ti, _ in pushes}
     run_ids = {(dag_id, run_id): id_ for dag_id, run_id, id_ in session.execute(
         select(DagRun.dag_id, DagRun.run_id, DagRun.id).where(tuple_(DagRun.dag_id, DagRun.run_id).in_(list(runs))))}
-    for dag_id, run_id in runs - set(run_ids):
+    if missing := sorted(runs - run_ids.keys()):
+        dag_id, run_id = missing[0]
         raise ValueError(f"DAG run not found on DAG {dag_id!r} with ID {run_id!r}")
     rows = [(ti, key, value) for ti, xcoms in pushes for key, value in xcoms.items()]
     session.execute(delete(XComModel).where(
