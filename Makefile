@@ -18,7 +18,7 @@ DEMO_DATE ?= 2026-10-31
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q "uv==$(UV_VERSION)"
-	$(PY) -m uv pip install -q --python $(PY) -r requirements.txt
+	$(PY) -m uv pip install -q --compile-bytecode --python $(PY) -r requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed

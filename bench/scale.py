@@ -284,6 +284,7 @@ class Topology:
     governance_url: str
     api_url: str
     simulator_log: Path
+    task_logs: Path  # Airflow's task logs (base_log_folder): each trigger's log says when its runner started it
 
     def memory(self) -> dict[str, int]:
         raise NotImplementedError
@@ -333,6 +334,7 @@ class Embedded(Topology):
             raise
         self.state = state
         self.metadata_url, self.governance_url, self.api_url = state.sql_alchemy_conn, state.governance_url, state.api_url
+        self.task_logs = self.deployment.layout.logs / "airflow"
 
     def pids(self) -> dict[str, int]:
         from erp_agents.stack.settings import COMPONENTS
@@ -393,6 +395,7 @@ class OnCluster(Topology):
             raise RuntimeError("a cluster was already running under this home")
         self.state = state
         self.simulator_log = self.cluster.layout.logs / "simulator.jsonl"
+        self.task_logs = self.cluster.layout.logs / "airflow"
         self.metadata_url = f"postgresql+psycopg2://postgres@{POSTGRES}/{METADATA_DB}"
         self.governance_url = f"postgresql+psycopg2://postgres@{POSTGRES}/{GOVERNANCE_DB}"
         self.api_url = state.api_url
@@ -614,12 +617,14 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
 def timeline(topology: Topology, runs: dict[str, str], agents: list[dict[str, Any]], served: list[dict[str, Any]],
              t0_wall: float) -> dict[str, dict[str, float]]:
     """Where an agent's time goes, each stage as percentiles of seconds after the first trigger: deferred by
-    the scheduler (its task's start), reserved in the ledger (after the rate limiter admitted it), sent to
-    and answered by the simulator, settled in the ledger, and the task's end in the metadata DB."""
+    the scheduler (its task's start), started by a trigger runner (its trigger log's first line), reserved in
+    the ledger (after the rate limiter admitted it), sent to and answered by the simulator, settled in the
+    ledger, and the task's end in the metadata DB."""
     calls = query(topology.governance_url, "SELECT created_at, settled_at FROM erp_ledger_calls "
                   "WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)", _of_runs(runs))
     stamps = {
         "deferred": [r["start_date"].timestamp() for r in agents if r["start_date"] is not None],
+        "started": trigger_starts(topology.task_logs, runs),
         "reserved": [float(c["created_at"]) for c in calls if c["created_at"] is not None],
         "sent": [e["ts_start"] for e in served],
         "answered": [e["ts_end"] for e in served if e.get("ts_end")],
@@ -627,6 +632,21 @@ def timeline(topology: Topology, runs: dict[str, str], agents: list[dict[str, An
         "ended": [r["end_date"].timestamp() for r in agents if r["end_date"] is not None],
     }
     return {stage: percentiles([t - t0_wall for t in values]) for stage, values in stamps.items()}
+
+
+def trigger_starts(task_logs: Path, runs: dict[str, str]) -> list[float]:
+    """When a trigger runner started each of the runs' triggers: the first line of each trigger log."""
+    starts = []
+    for dag_id, run_id in runs.items():
+        for path in (task_logs / f"dag_id={dag_id}" / f"run_id={run_id}").glob("task_id=*/attempt=*.log.trigger.*.log"):
+            with path.open() as log:
+                first = log.readline()
+            try:
+                stamp = json.loads(first)["timestamp"]
+            except (ValueError, KeyError):
+                continue
+            starts.append(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    return starts
 
 
 def add_floor(phase: dict[str, Any], topology: Topology, shape: Shape) -> None:
@@ -814,7 +834,7 @@ def print_table(phases: list[dict[str, Any]], topology: str) -> None:
         print(f"{p['shape']:<6}{p['variant']:<15}total {p['cpu_total_s']:>6}  "
               + ", ".join(f"{name} {c['tree']} (own {c['own']})" for name, c in cells if c["tree"] >= 0.1))
     print("\ntimeline, p50/p90/max seconds after the first trigger")
-    stages = ("deferred", "reserved", "sent", "answered", "settled", "ended")
+    stages = ("deferred", "started", "reserved", "sent", "answered", "settled", "ended")
     print(f"{'shape':<6}{'variant':<15}" + "".join(f"{s:>18}" for s in stages))
     for p in phases:
         cells = [p["timeline_s"].get(s, {}) for s in stages]

@@ -5,7 +5,6 @@ OrchestrationEngine test, so the suite starts it once."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -89,12 +88,6 @@ def fault_simulator() -> Iterator[SimulatorHandle]:
     with running_simulator(latency=GOVERNANCE_LATENCY, latency_jitter=0.1, api_key=FAULT_KEY, fault_rate=FAULT_RATE,
                            fault_kinds=FAULT_KINDS, seed=19) as sim:
         yield sim
-
-
-@pytest.fixture(scope="session")
-def airflow_db() -> None:
-    """``airflow db migrate`` on the test AIRFLOW_HOME's SQLite database (set in tests/conftest.py)."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=os.environ, check=True, capture_output=True)
 
 
 def openai_conn(base_url: str, key: str = SIM_KEY) -> str:

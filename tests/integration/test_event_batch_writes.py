@@ -4,9 +4,6 @@ in order, to Airflow; a batch that fails leaves nothing behind."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from collections import deque
 from collections.abc import Iterator
@@ -24,14 +21,8 @@ from erp_agents.stack import event_batch, event_xcoms
 AGENT_XCOMS = {"return_value": {"output": "ok", "agent": "reviewer"}, "cost_record": {"calls": 1, "cost_usd": 0.25}}
 
 
-@pytest.fixture(scope="module")
-def metadata_db() -> None:
-    """``airflow db migrate`` on the test AIRFLOW_HOME's SQLite database (tests/conftest.py)."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=os.environ, check=True, capture_output=True)
-
-
 @pytest.fixture
-def xcoms_in_session(metadata_db) -> Iterator[None]:
+def xcoms_in_session(airflow_db) -> Iterator[None]:
     """The triggerer's handler of task ends (``record_xcoms_with_the_state``), which the batch needs."""
     from airflow.models.trigger import handle_event_submit
     from airflow.triggers.base import BaseTaskEndEvent

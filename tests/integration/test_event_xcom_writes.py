@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from types import SimpleNamespace
 
@@ -16,13 +13,7 @@ from sqlalchemy import event, select, text
 COLUMNS = ("key", "value", "map_index", "dag_run_id", "dag_result")
 
 
-@pytest.fixture(scope="module")
-def metadata_db() -> None:
-    """``airflow db migrate`` on the test AIRFLOW_HOME's SQLite database (tests/conftest.py)."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=os.environ, check=True, capture_output=True)
-
-
-def test_pushed_xcoms_are_the_rows_xcom_model_set_writes_in_fewer_statements(metadata_db):
+def test_pushed_xcoms_are_the_rows_xcom_model_set_writes_in_fewer_statements(airflow_db):
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session

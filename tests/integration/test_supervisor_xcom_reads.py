@@ -3,9 +3,6 @@ handler through the in-process execution API, on a migrated metadata database.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 
 import pendulum
@@ -13,13 +10,7 @@ import pytest
 from sqlalchemy import text
 
 
-@pytest.fixture(scope="module")
-def metadata_db() -> None:
-    """``airflow db migrate`` on the test AIRFLOW_HOME's SQLite database (tests/conftest.py)."""
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=os.environ, check=True, capture_output=True)
-
-
-def test_direct_reads_answer_as_the_execution_api_does(metadata_db, monkeypatch):
+def test_direct_reads_answer_as_the_execution_api_does(airflow_db, monkeypatch):
     from airflow.api_fastapi.execution_api.app import InProcessExecutionAPI
     from airflow.models.dagrun import DagRun
     from airflow.models.xcom import XComModel
