@@ -609,17 +609,18 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
         "load_1m_end": round(os.getloadavg()[0], 2),
         "requests_per_agent": round(len(served) / shape.requests, 3),
         "faults_injected": sum(1 for e in served if e.get("fault")),
-        "timeline_s": timeline(topology, runs, agents, served, t0_wall),
+        "timeline_s": timeline(topology, runs, agents, served, t0_wall,
+                               [r for r in rows if r["task_id"] == SUMMARY]),
         "_runs": runs, "_entries": entries, **extra,
     }
 
 
 def timeline(topology: Topology, runs: dict[str, str], agents: list[dict[str, Any]], served: list[dict[str, Any]],
-             t0_wall: float) -> dict[str, dict[str, float]]:
+             t0_wall: float, summaries: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     """Where an agent's time goes, each stage as percentiles of seconds after the first trigger: deferred by
     the scheduler (its task's start), started by a trigger runner (its trigger log's first line), reserved in
     the ledger (after the rate limiter admitted it), sent to and answered by the simulator, settled in the
-    ledger, and the task's end in the metadata DB."""
+    ledger, the task's end in the metadata DB, and the run's end (its ``workflow_summary`` task's end)."""
     calls = query(topology.governance_url, "SELECT created_at, settled_at FROM erp_ledger_calls "
                   "WHERE dag_id = ANY(:dags) AND run_id = ANY(:runs)", _of_runs(runs))
     stamps = {
@@ -630,6 +631,7 @@ def timeline(topology: Topology, runs: dict[str, str], agents: list[dict[str, An
         "answered": [e["ts_end"] for e in served if e.get("ts_end")],
         "settled": [float(c["settled_at"]) for c in calls if c["settled_at"] is not None],
         "ended": [r["end_date"].timestamp() for r in agents if r["end_date"] is not None],
+        "run ended": [r["end_date"].timestamp() for r in summaries if r["end_date"] is not None],
     }
     return {stage: percentiles([t - t0_wall for t in values]) for stage, values in stamps.items()}
 
@@ -834,7 +836,7 @@ def print_table(phases: list[dict[str, Any]], topology: str) -> None:
         print(f"{p['shape']:<6}{p['variant']:<15}total {p['cpu_total_s']:>6}  "
               + ", ".join(f"{name} {c['tree']} (own {c['own']})" for name, c in cells if c["tree"] >= 0.1))
     print("\ntimeline, p50/p90/max seconds after the first trigger")
-    stages = ("deferred", "started", "reserved", "sent", "answered", "settled", "ended")
+    stages = ("deferred", "started", "reserved", "sent", "answered", "settled", "ended", "run ended")
     print(f"{'shape':<6}{'variant':<15}" + "".join(f"{s:>18}" for s in stages))
     for p in phases:
         cells = [p["timeline_s"].get(s, {}) for s in stages]

@@ -18,7 +18,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TaskSuccessEvent, TriggerEvent
 
 from erp_agents.contracts import SummaryPlan, load_contract
-from erp_agents.xcom import RETURN_VALUE_KEY
+from erp_agents.xcom import COST_XCOM_KEY, RETURN_VALUE_KEY
 
 CLASSPATH = "erp_agents.triggers.summary.SummaryTrigger"
 
@@ -33,6 +33,35 @@ class TriggererRunReader:
     def __init__(self, dag_id: str, run_id: str) -> None:
         self.dag_id, self.run_id = dag_id, run_id
         self.pushed: dict[str, Any] = {}
+        self.read: dict[tuple[str, str, int], Any] = {}  # (task id, key, map index) -> value, read ahead
+
+    async def read_ahead(self, task_ids: list[str], log: Any) -> None:
+        """Every plain agent's cost record and output, asked for all at once.
+
+        ``summarize()`` reads them one after another, and each read is a round trip through the
+        trigger runner's supervisor, which answers between its own database passes: about 60 ms each
+        on a loaded 2-core machine, 5.7 s for a run of 50 agents. Requests on the runner's channel
+        are multiplexed, so the supervisor answers these in a few turns. A read that fails here is
+        read again, one by one, by ``summarize()``.
+        """
+        wanted = [(task_id, key, -1) for task_id in task_ids for key in (COST_XCOM_KEY, RETURN_VALUE_KEY)]
+        try:
+            values = await asyncio.gather(*(self.aget_xcom(*each) for each in wanted))
+        except Exception as exc:  # noqa: BLE001 (the one-by-one reads report it if it persists)
+            log.warning("Could not read the run's XComs ahead (%s); reading them one by one", exc)
+            return
+        self.read.update(zip(wanted, values))
+
+    async def aget_xcom(self, task_id: str, key: str, map_index: int) -> Any:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return await XCom.aget_one(key=key, dag_id=self.dag_id, task_id=task_id, run_id=self.run_id,
+                                   map_index=map_index)
+
+    def get_xcom(self, task_id: str, key: str, map_index: int) -> Any:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        return XCom.get_one(key=key, dag_id=self.dag_id, task_id=task_id, run_id=self.run_id, map_index=map_index)
 
     def get_task_states(self, *, dag_id: str, task_ids: list[str], run_ids: list[str]) -> dict[str, Any]:
         from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
@@ -40,9 +69,10 @@ class TriggererRunReader:
         return RuntimeTaskInstance.get_task_states(dag_id=dag_id, task_ids=task_ids, run_ids=run_ids)
 
     def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        return XCom.get_one(key=key, dag_id=self.dag_id, task_id=task_ids, run_id=self.run_id, map_index=map_indexes)
+        wanted = (task_ids, key, map_indexes)
+        if wanted in self.read:
+            return self.read[wanted]
+        return self.get_xcom(*wanted)
 
     def xcom_push(self, *, key: str, value: Any) -> None:
         self.pushed[key] = value
@@ -79,6 +109,13 @@ class SummaryTrigger(BaseTrigger):
         if ti is None:
             raise RuntimeError("SummaryTrigger runs only as a task started in the triggerer")
         reader = TriggererRunReader(ti.dag_id, ti.run_id)
+        try:
+            plan = load_contract(SummaryPlan, self.plan, "SummaryTrigger plan")
+        except Exception:  # noqa: BLE001 (decide() reports it as the task's failure)
+            plan = None
+        if plan is not None:
+            await reader.read_ahead([task_id for task_id, agent in plan.agents.items() if not agent.items_task_id],
+                                    self.log)
 
         def decide() -> dict[str, Any]:  # a failed workflow raises: the summary is pushed, the task fails
             return summarize(load_contract(SummaryPlan, self.plan, "SummaryTrigger plan"), reader, self.log)

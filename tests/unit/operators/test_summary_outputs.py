@@ -3,6 +3,7 @@ plain agents by task id, a fan-out agent as its chunks' outputs joined in item o
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -45,6 +46,7 @@ class FakeTI:
             ("finance.failed", COST_XCOM_KEY, -1): _record("failed"),
         }
         self.pushed: dict[str, Any] = {}
+        self.one_by_one: list[tuple[str, str, int]] = []
 
     def get_task_states(self, **_: Any) -> dict[str, Any]:
         return {"run-1": {"finance.lister": "success", "finance.reviewer_0": "success",
@@ -52,6 +54,13 @@ class FakeTI:
 
     def xcom_pull(self, *, task_ids: str, key: str, map_indexes: int) -> Any:
         return self.store.get((task_ids, key, map_indexes))
+
+    # As the triggerer's reader gets them: one at a time from summarize()'s thread, or read ahead.
+    in_flight = peak_in_flight = 0
+
+    def read_one(self, task_id: str, key: str, map_index: int) -> Any:
+        self.one_by_one.append((task_id, key, map_index))
+        return self.store.get((task_id, key, map_index))
 
     def xcom_push(self, *, key: str, value: Any) -> None:
         self.pushed[key] = value
@@ -120,7 +129,16 @@ def _summary_trigger(monkeypatch, ti: FakeTI, plan: SummaryPlan = PLAN):
 
     monkeypatch.setattr(summary_module, "ledger_check", lambda plan, ti, outcomes, log: None)
     monkeypatch.setattr(TriggererRunReader, "get_task_states", lambda self, **kw: ti.get_task_states(**kw))
-    monkeypatch.setattr(TriggererRunReader, "xcom_pull", lambda self, **kw: ti.xcom_pull(**kw))
+    monkeypatch.setattr(TriggererRunReader, "get_xcom", lambda self, task_id, key, map_index: ti.read_one(task_id, key, map_index))
+
+    async def aget_xcom(self, task_id: str, key: str, map_index: int) -> Any:
+        ti.in_flight += 1
+        ti.peak_in_flight = max(ti.peak_in_flight, ti.in_flight)
+        await asyncio.sleep(0.01)  # the supervisor's answer
+        ti.in_flight -= 1
+        return ti.store.get((task_id, key, map_index))
+
+    monkeypatch.setattr(TriggererRunReader, "aget_xcom", aget_xcom)
     operator = WorkflowSummaryOperator(task_id="workflow_summary", summary=plan)
     assert operator.start_from_trigger is True
     args = operator.start_trigger_args
@@ -137,6 +155,31 @@ def test_in_the_triggerer_the_summary_ends_its_task_with_both_xcoms(monkeypatch)
     assert isinstance(event, TaskSuccessEvent)
     assert event.xcoms[RETURN_VALUE_KEY]["status"] == "partial"
     assert run_outputs_from_xcom(event.xcoms[OUTPUTS_XCOM_KEY])["finance.reviewer"] == ["r1", "r2", "r3", "r4", "r5"]
+
+
+def test_in_the_triggerer_plain_agents_are_read_ahead_together_and_a_fan_out_one_by_one(monkeypatch):
+    ti = FakeTI()
+    [event] = _events(_summary_trigger(monkeypatch, ti))
+    assert event.xcoms[RETURN_VALUE_KEY]["status"] == "partial"
+    # two plain agents, each a cost record and an output, asked for at once
+    assert ti.peak_in_flight == 4
+    # only the fan-out agent's chunk reads went one by one through summarize()'s thread
+    assert {task_id for task_id, _, _ in ti.one_by_one} == {"finance.reviewer", "finance.reviewer__items"}
+
+
+def test_in_the_triggerer_a_failed_read_ahead_falls_back_to_reading_one_by_one(monkeypatch):
+    from erp_agents.triggers.summary import TriggererRunReader
+
+    ti = FakeTI()
+    trigger = _summary_trigger(monkeypatch, ti)
+
+    async def lost(self, task_id: str, key: str, map_index: int) -> Any:
+        raise ConnectionError("supervisor gone")
+
+    monkeypatch.setattr(TriggererRunReader, "aget_xcom", lost)
+    [event] = _events(trigger)
+    assert event.xcoms[RETURN_VALUE_KEY]["status"] == "partial"
+    assert ("finance.lister", COST_XCOM_KEY, -1) in ti.one_by_one
 
 
 def test_in_the_triggerer_a_failed_workflow_fails_the_task_with_its_summary(monkeypatch):
