@@ -19,7 +19,7 @@ from typing import Any
 from erp_agents.stack import Deployment
 from erp_agents.stack import processes as stack_processes
 from erp_agents.stack.deployment import free_port
-from erp_agents.stack.settings import COMPONENTS
+from erp_agents.stack.settings import COMPONENTS, components_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,6 +165,8 @@ def airflow_stack(home: Path, *, extra_env: dict[str, str] | None = None, sql_al
     extra = {"AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"), **(extra_env or {})}
     try:
         deployment.up(extra_env=extra, components=components)
-        yield AirflowStack(deployment, deployment.env(extra), components)
+        state = deployment.layout.read_state()
+        assert state is not None
+        yield AirflowStack(deployment, deployment.env(extra), components_for(state.sql_alchemy_conn, components))
     finally:
         deployment.down()

@@ -27,7 +27,7 @@ from erp_agents.stack import processes
 from erp_agents.stack.errors import StackError
 from erp_agents.stack.postgres import EmbeddedPostgres, ensure_database, port_is_free
 from erp_agents.stack.settings import (
-    COMPONENTS, PROJECT_ROOT, TRIGGERERS, UI_USER, Layout, StackState, component_env, deployment_env,
+    COMPONENTS, PROJECT_ROOT, TRIGGERERS, UI_USER, Layout, StackState, component_env, components_for, deployment_env,
 )
 
 HEALTH_TIMEOUT_S = 180.0
@@ -95,7 +95,8 @@ class Deployment:
 
     def status(self) -> Status:
         state = self.layout.read_state()
-        components = {name: processes.running(self.layout, name) for name in COMPONENTS}
+        planned = components_for(state.sql_alchemy_conn) if state else COMPONENTS
+        components = {name: processes.running(self.layout, name) for name in planned}
         stale = tuple(name for name in COMPONENTS if processes.stale(self.layout, name))
         pg = self.postgres(state) if state else None
         return Status(state, components, pg.pid() if pg else None, stale)
@@ -121,11 +122,13 @@ class Deployment:
         self.layout.folder.mkdir(parents=True, exist_ok=True)
         with fasteners.InterProcessLock(str(self.layout.folder / "up.lock")):
             status = self.status()
-            if (status.state is not None and all(status.components[c] for c in components)
-                    and self._healthy(status.state, components)):
-                return status.state, True
+            if status.state is not None:
+                wanted = components_for(status.state.sql_alchemy_conn, components)
+                if all(status.components.get(c) for c in wanted) and self._healthy(status.state, wanted):
+                    return status.state, True
             started: list[str] = []
             state = self._plan_state(status)
+            components = components_for(state.sql_alchemy_conn, components)
             try:
                 self._start_database(state, started)
                 self.layout.write_state(state)
@@ -220,6 +223,7 @@ class Deployment:
     def wait_healthy(self, state: StackState, timeout: float = HEALTH_TIMEOUT_S, components: tuple[str, ...] = COMPONENTS) -> None:
         """Until the api-server answers and reports every other component healthy; a component that
         exits meanwhile fails at once with its log's end."""
+        components = components_for(state.sql_alchemy_conn, components)
         deadline = time.monotonic() + timeout
         while True:
             for name in components:
@@ -267,7 +271,7 @@ class Deployment:
         Returns True when one restarted."""
         state = self._require_state()
         restarted = []
-        for name in TRIGGERERS:
+        for name in components_for(state.sql_alchemy_conn, TRIGGERERS):
             current = processes.environ(self.layout, name)
             if current and all(current.get(k) == v for k, v in extra.items()):
                 continue

@@ -24,6 +24,16 @@ PROJECT_ROOT = PACKAGE_ROOT.parent
 # start it on both cores. They share each burst (stack.trigger_claim) and one limiter and ledger.
 TRIGGERERS = ("triggerer", "triggerer-2")
 COMPONENTS = ("scheduler", *TRIGGERERS, "dag-processor", "api-server")
+
+
+def components_for(sql_alchemy_conn: str, components: tuple[str, ...] = COMPONENTS) -> tuple[str, ...]:
+    """Which of ``components`` a deployment on this metadata DB runs. On SQLite, one triggerer:
+    Airflow's trigger claim relies on row locks (``SELECT ... FOR UPDATE SKIP LOCKED``), which SQLite
+    ignores, so two triggerers could both claim one trigger and both run its agent (seen in a test:
+    two executions, four requests instead of two)."""
+    if sql_alchemy_conn.startswith("sqlite"):
+        return tuple(name for name in components if name not in TRIGGERERS[1:])
+    return components
 UI_USER = "admin"
 ENGINE_BUNDLE = "erp-agents-engine"  # the DAG bundle of workflows registered through OrchestrationEngine
 STATE_VERSION = 1
