@@ -21,6 +21,7 @@ from erp_agents.contracts import SummaryPlan, load_contract
 from erp_agents.xcom import COST_XCOM_KEY, RETURN_VALUE_KEY
 
 CLASSPATH = "erp_agents.triggers.summary.SummaryTrigger"
+UNDECIDED = "workflow_summary could not decide the run's outcome"
 
 
 class TriggererRunReader:
@@ -111,13 +112,14 @@ class SummaryTrigger(BaseTrigger):
         reader = TriggererRunReader(ti.dag_id, ti.run_id)
         try:
             plan = load_contract(SummaryPlan, self.plan, "SummaryTrigger plan")
-        except Exception:  # noqa: BLE001 (decide() reports it as the task's failure)
-            plan = None
-        if plan is not None:
-            await reader.read_ahead([task_id for task_id, agent in plan.agents.items() if not agent.items_task_id],
-                                    self.log)
+        except Exception:  # as end_step() ends a step that raises: logged, the task fails
+            self.log.exception(UNDECIDED)
+            yield TaskFailedEvent(xcoms=reader.pushed)
+            return
+        await reader.read_ahead([task_id for task_id, agent in plan.agents.items() if not agent.items_task_id],
+                                self.log)
 
         def decide() -> dict[str, Any]:  # a failed workflow raises: the summary is pushed, the task fails
-            return summarize(load_contract(SummaryPlan, self.plan, "SummaryTrigger plan"), reader, self.log)
+            return summarize(plan, reader, self.log)
 
-        yield await end_step(decide, reader, self.log, "workflow_summary could not decide the run's outcome")
+        yield await end_step(decide, reader, self.log, UNDECIDED)

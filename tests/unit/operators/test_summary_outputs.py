@@ -200,3 +200,19 @@ def test_a_workflow_with_partial_notices_sums_up_on_a_worker():
     quiet = PLAN.model_copy(update={"notifications": Notifications(on_run_failure=[{"type": "webhook", "url": "https://hooks.example/T0K3N"}])})
     operator = WorkflowSummaryOperator(task_id="workflow_summary", summary=quiet)
     assert operator.start_from_trigger is True and "T0K3N" not in operator.start_trigger_args.trigger_kwargs["plan"]
+
+
+def test_in_the_triggerer_an_unreadable_plan_fails_the_task_before_any_read(monkeypatch):
+    from types import SimpleNamespace
+
+    from airflow.triggers.base import TaskFailedEvent
+
+    from erp_agents.triggers.summary import SummaryTrigger
+
+    ti = FakeTI()
+    _summary_trigger(monkeypatch, ti)  # the reader's reads answered (and counted) from ti
+    trigger = SummaryTrigger(plan="{not json")
+    trigger.task_instance = SimpleNamespace(dag_id="wf", run_id="run-1", task_id="workflow_summary", task=None)
+    [event] = _events(trigger)
+    assert isinstance(event, TaskFailedEvent) and event.xcoms == {}
+    assert ti.peak_in_flight == 0 and ti.one_by_one == []
