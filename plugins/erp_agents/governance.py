@@ -48,10 +48,18 @@ def item_call_base(item_index: int) -> int:
     return (item_index + 1) * ITEM_CALL_STRIDE
 
 
-@lru_cache(maxsize=None)
 def ledger_for(config: LedgerConfig) -> Ledger:
-    """One ledger (one connection pool) per process per ledger config."""
-    return Ledger(config.url or governance_url(), reservation_ttl_s=config.reservation_ttl_seconds)
+    """One ledger (one connection pool) per process per store and reservation TTL.
+
+    A config without a URL means the governance store, resolved on every call as ``limiter_for``
+    does: a ledger cached under the config alone kept writing to the first store this process saw.
+    """
+    return _ledger_at(config.url or governance_url(), config.reservation_ttl_seconds)
+
+
+@lru_cache(maxsize=None)
+def _ledger_at(url: str, reservation_ttl_s: float) -> Ledger:
+    return Ledger(url, reservation_ttl_s=reservation_ttl_s)
 
 
 def cost_config_of(budgets: Budgets) -> CostConfig:

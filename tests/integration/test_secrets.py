@@ -26,12 +26,10 @@ def simulator():
 
 
 @pytest.fixture
-def sim(simulator, monkeypatch, tmp_path):
+def sim(simulator, monkeypatch):
     simulator.reset()
     monkeypatch.setenv("AIRFLOW_CONN_OPENAI_DEFAULT",
                        json.dumps({"conn_type": "openai", "password": KEY, "host": simulator.openai_base_url}))
-    # A store of its own: the default rate limit must not wait for what other tests sent to "openai".
-    monkeypatch.setenv("ERP_AGENTS_GOVERNANCE_DB_URL", f"sqlite:///{tmp_path / 'governance.db'}")
     return simulator
 
 

@@ -231,3 +231,17 @@ def test_the_limiter_and_the_ledger_settle_side_by_side_and_a_failure_of_one_ski
 
     asyncio.run(run())
     assert sorted(done) == ["ledger", "ledger released", "limiter", "limiter released"]
+
+
+def test_a_ledger_without_a_url_follows_the_governance_store_the_process_is_given(tmp_path, monkeypatch):
+    from erp_agents.governance import ledger_for
+    from erp_agents.spec.models import LedgerConfig
+
+    default = LedgerConfig()
+    monkeypatch.setenv("ERP_AGENTS_GOVERNANCE_DB_URL", f"sqlite:///{tmp_path / 'first.db'}")
+    first = ledger_for(default)
+    assert ledger_for(LedgerConfig()) is first  # one pool per store
+    monkeypatch.setenv("ERP_AGENTS_GOVERNANCE_DB_URL", f"sqlite:///{tmp_path / 'second.db'}")
+    second = ledger_for(default)
+    assert second is not first and str(second.engine.url).endswith("second.db")
+    assert ledger_for(LedgerConfig(url=f"sqlite:///{tmp_path / 'own.db'}")) not in (first, second)
