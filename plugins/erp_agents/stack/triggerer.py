@@ -32,6 +32,7 @@ import sys
 from collections import OrderedDict
 from functools import cached_property
 from typing import Any
+from weakref import WeakKeyDictionary
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +213,28 @@ class _DagBagByVersion:
         return self.cache.put(str(version_id), _LoadedDag(model.data, model.dag_version_id))  # type: ignore[no-any-return]
 
     def get_serialized_dag_model_for_run(self, dag_run: Any, *, session: Any) -> _LoadedDag | None:
-        version_id = type(self.bag)._version_from_dag_run(dag_run=dag_run, session=session)
+        version_id = self._version_of_run(dag_run, session)
         return self.get_serialized_dag_model(version_id=version_id, session=session) if version_id else None
+
+    def _version_of_run(self, dag_run: Any, session: Any) -> Any:
+        """Airflow's resolution (``DBDagBag._version_from_dag_run``), asked once per DAG and batch.
+
+        A run without a version of its own (every run from an unversioned bundle, such as the local
+        dags folder) resolves to its DAG's latest version, which Airflow looked up once per trigger:
+        a query per agent on the supervisor's loop, 250 for a burst of 250. Within one batch (one
+        DBDagBag) the answer is the same for every run of a DAG with the same recorded version.
+        """
+        if dag_run.bundle_version and dag_run.created_dag_version_id:
+            return dag_run.created_dag_version_id
+        known = _VERSIONS_IN_BATCH.setdefault(self.bag, {})
+        key = (dag_run.dag_id, dag_run.created_dag_version_id)
+        if key not in known:
+            known[key] = type(self.bag)._version_from_dag_run(dag_run=dag_run, session=session)
+        return known[key]
+
+
+# Each batch's resolved run versions, by the DBDagBag that ``build_trigger_workloads`` makes for it.
+_VERSIONS_IN_BATCH: WeakKeyDictionary[Any, dict[tuple[str, Any], Any]] = WeakKeyDictionary()
 
 
 def _supervisor_create_workload(create: Any) -> Any:

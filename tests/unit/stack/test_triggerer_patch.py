@@ -158,6 +158,36 @@ def test_a_batch_carries_each_dag_version_once_and_the_runner_builds_every_task_
         _restore(*saved)
 
 
+def test_a_batch_asks_for_a_dags_latest_version_once_and_a_run_with_its_own_version_never():
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.dag_version import DagVersion
+
+    latest = SimpleNamespace(id="v-latest")
+    unversioned = [SimpleNamespace(dag_id="wf", bundle_version=None, created_dag_version_id="v-old") for _ in range(3)]
+    pinned = SimpleNamespace(dag_id="wf", bundle_version="abc123", created_dag_version_id="v-pinned")
+    other = SimpleNamespace(dag_id="other", bundle_version=None, created_dag_version_id="v-o")
+
+    def resolve(bag: DBDagBag, runs: list) -> list:
+        cached = triggerer._DagBagByVersion(bag, triggerer._VersionCache())
+        return [cached._version_of_run(run, session=None) for run in runs]
+
+    with mock.patch.object(DagVersion, "get_latest_version", return_value=latest) as lookups:
+        # Airflow's own resolution, run by run: what the batch must answer.
+        expected = [DBDagBag._version_from_dag_run(run, session=None) for run in [*unversioned, pinned, other]]
+        asked_by_airflow = lookups.call_count
+        lookups.reset_mock()
+        first_batch = resolve(DBDagBag(), [*unversioned, pinned, other])
+        assert first_batch == expected == ["v-latest"] * 3 + ["v-pinned", "v-latest"]
+        assert asked_by_airflow == 4 and lookups.call_count == 2  # once per DAG, never for the pinned run
+        resolve(DBDagBag(), unversioned)  # a new batch asks again: a new version may have been parsed since
+        assert lookups.call_count == 3
+    with mock.patch.object(DagVersion, "get_latest_version", return_value=None):  # no version left: the run's own
+        assert resolve(DBDagBag(), [*unversioned, other]) == ["v-old"] * 3 + ["v-o"]
+
+
 def test_success_callback_requests_stand_in_for_the_airflow_methods_they_were_written_against():
     import hashlib
 
