@@ -18,7 +18,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from erp_agents.clients import LLMClient
 from erp_agents.engine_run import dag_of
@@ -31,6 +31,9 @@ from erp_agents.stack.bundle_files import deploy_spec, spec_yaml
 from erp_agents.stack.deployment import Deployment
 from erp_agents.stack.rest import AirflowApi
 from erp_agents.stack.settings import ENGINE_BUNDLE
+
+if TYPE_CHECKING:
+    from erp_agents.monitoring.client import StatusClient
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REGISTER_TIMEOUT_S = 120.0
@@ -191,7 +194,7 @@ class OrchestrationEngine:
         """Per-agent state, tokens, cost, retries, limiter wait and timings of a run (default: the latest)."""
         return self._status_client().get_workflow_status(workflow_id, run_id)
 
-    def _status_client(self) -> Any:
+    def _status_client(self) -> StatusClient:
         from erp_agents.monitoring.airflow_api import Credentials
         from erp_agents.monitoring.client import StatusClient
 
@@ -267,7 +270,7 @@ def with_sdk_defaults(client: LLMClient) -> LLMClient:
     (OPENAI_API_KEY / OPENAI_BASE_URL, ANTHROPIC_*) filled in, so the deployment's triggerer, whose
     environment is not this process's, calls the same endpoint with the same key."""
     prefix = SDK_ENV.get(client.provider_type, "OPENAI")
-    changes = {}
+    changes: dict[str, Any] = {}
     if client.api_key is None and os.environ.get(f"{prefix}_API_KEY"):
         changes["api_key"] = os.environ[f"{prefix}_API_KEY"]
     if client.base_url is None and os.environ.get(f"{prefix}_BASE_URL"):

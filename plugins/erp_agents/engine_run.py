@@ -36,7 +36,8 @@ def run_request(request: dict[str, Any]) -> str:
     dag = dag_of(workflow, EngineConfig.model_validate(request["engine"]), request["source"])
     logical_date = datetime.fromisoformat(request["logical_date"]) if request.get("logical_date") else None
     run = dag.test(logical_date=logical_date, run_conf=request.get("params") or None)
-    return run.run_id
+    run_id: str = run.run_id
+    return run_id
 
 
 def main(argv: list[str]) -> int:

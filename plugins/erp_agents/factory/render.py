@@ -37,7 +37,7 @@ def render_dag(plan: DagPlan) -> DAG:
     )
     callbacks = callbacks_for(plan.notifications)
     if callbacks["dag_on_failure_callback"]:
-        dag.on_failure_callback = callbacks["dag_on_failure_callback"]
+        dag.on_failure_callback = [*callbacks["dag_on_failure_callback"]]  # a list of the DAG's own type
     with dag:
         groups = {g: TaskGroup(group_id=g, prefix_group_id=True) for g in plan.groups}
         operators: dict[str, Any] = {}

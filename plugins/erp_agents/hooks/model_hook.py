@@ -98,7 +98,8 @@ class AgentModelHook(BaseHook):
         p = self.provider
         key = (p.type, self.conn_id, connection_digest(conn), p.request_timeout, p.openai_api, model)
         shard = next(_NEXT_SHARD) % POOL_SHARDS
-        return await loop_caches().models.get((key, shard), lambda: self._build(model, conn, key))
+        shared: Model = await loop_caches().models.get((key, shard), lambda: self._build(model, conn, key))
+        return shared
 
     async def aget_model(self, model: str) -> Model:
         """A new model with its own HTTP pool, not shared; the caller closes its client."""

@@ -86,7 +86,7 @@ def decide_outcome(
     return RunSummary(
         workflow=workflow,
         run_id=run_id,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         reason=reason,
         agents=AgentCounts(total=len(outcomes), succeeded=len(outcomes) - len(failed), failed=len(failed)),
         per_agent={o.task_id: o.summary() for o in outcomes},

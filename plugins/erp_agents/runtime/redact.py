@@ -13,7 +13,7 @@ MAX_MESSAGE_CHARS = 500
 def airflow_mask(text: str) -> str:
     """Airflow's secrets masker (every key registered with ``mask_secret``); identity without Airflow."""
     try:
-        from airflow.sdk.log import redact
+        from airflow.sdk.log import redact  # type: ignore[attr-defined]  # re-exported there, without __all__
     except ImportError:  # pragma: no cover - Airflow is pinned; runtime stays importable without it
         return text
     return str(redact(text))

@@ -30,7 +30,8 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base, wait_exponential, wait_fixed, wait_incrementing, wait_none, wait_random
 
 from erp_agents.exceptions import PermanentAgentError, TransientAgentError
-from erp_agents.runtime.failures import Failure, Mask, airflow_mask, classify
+from erp_agents.runtime.failures import Failure, Mask, classify
+from erp_agents.runtime.redact import airflow_mask
 from erp_agents.spec.models import RetryPolicy, RetryStrategy
 
 T = TypeVar("T")

@@ -73,9 +73,10 @@ class EmbeddedPostgres:
         return {"user": entry.pw_uid, "group": entry.pw_gid}
 
     def _bin(self, name: str, *args: str, timeout: float = START_TIMEOUT_S) -> subprocess.CompletedProcess[str]:
+        run_as = self._run_as
         return subprocess.run(
             [str(bin_dir() / name), *args], capture_output=True, text=True, timeout=timeout,
-            cwd=self.data_dir.parent, **self._run_as,  # type: ignore[arg-type]
+            cwd=self.data_dir.parent, user=run_as.get("user"), group=run_as.get("group"),
         )
 
     def pid(self) -> int | None:

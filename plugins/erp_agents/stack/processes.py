@@ -131,7 +131,7 @@ def wait_gone(pid: int, timeout: float) -> bool:
 def _alive(pid: int) -> bool:
     """Running: a zombie (dead, not yet reaped by the process that started it) does not count."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
