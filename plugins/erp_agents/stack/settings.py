@@ -34,6 +34,8 @@ def components_for(sql_alchemy_conn: str, components: tuple[str, ...] = COMPONEN
     if sql_alchemy_conn.startswith("sqlite"):
         return tuple(name for name in components if name not in TRIGGERERS[1:])
     return components
+
+
 UI_USER = "admin"
 ENGINE_BUNDLE = "erp-agents-engine"  # the DAG bundle of workflows registered through OrchestrationEngine
 STATE_VERSION = 1
