@@ -122,6 +122,8 @@ def command(name: str) -> tuple[str, ...]:
     interpreter, host and port arguments)."""
     if name in TRIGGERERS:  # Airflow's triggerer, its execution-API client built at start (stack.triggerer)
         return ("python", "-m", "erp_agents.stack.triggerer")
+    if name == "scheduler":  # Airflow's scheduler, its imports frozen first (stack.scheduler)
+        return ("python", "-m", "erp_agents.stack.scheduler")
     if name in WORKERS:
         return ("airflow", "celery", "worker", "--celery-hostname", f"{name}@%h")
     if name == "llm-simulator":

@@ -37,6 +37,8 @@ class ProcessInfo:
 def component_argv(name: str, api_port: int) -> list[str]:
     if name in TRIGGERERS:  # Airflow's, with its execution-API client built at start (see stack.triggerer)
         return [sys.executable, "-m", "erp_agents.stack.triggerer"]
+    if name == "scheduler":  # Airflow's, its imports frozen out of the collector's reach (see stack.scheduler)
+        return [sys.executable, "-m", "erp_agents.stack.scheduler"]
     args = ["api-server", "--port", str(api_port), "--host", "127.0.0.1"] if name == "api-server" else [name]
     return [sys.executable, "-m", "airflow", *args]
 

@@ -25,7 +25,6 @@ internals it relies on change.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import logging
 import sys
@@ -33,6 +32,8 @@ from collections import OrderedDict
 from functools import cached_property
 from typing import Any
 from weakref import WeakKeyDictionary
+
+from erp_agents.stack.collector import freeze_what_is_loaded
 
 log = logging.getLogger(__name__)
 
@@ -423,28 +424,10 @@ def warm_imports() -> None:
             continue
 
 
-# Allocations between young collections, and young / middle collections between older ones. Python's
-# (700, 10, 10) suits short scripts; 2,000 agents alive at once in one runner allocate millions of
-# objects, and every older collection walks all the agents still running. In bench/trigger_cost.py's
-# two phases of 2,000 agents, 39 full collections took 10.7 s of CPU; with these, 8 took 0.7 s.
-RUNNER_GC_THRESHOLDS = (50_000, 20, 20)
-
-
 def prepare_the_collector_for_bursts() -> int:
-    """Freeze every object alive now (the imports above: about 430,000) into the garbage collector's
-    permanent generation, and collect less often, before Airflow forks the trigger runner, which
-    inherits both; returns how many objects were frozen.
-
-    Otherwise each full collection in the runner walks the inherited objects too: 160 ms of CPU each
-    on an idle machine, at whatever line allocates (py-spy found 2.5 s stalls of a triggerer's loop
-    at one line during a 500-item fan-out), and it touches, and so copies, the pages the runner shares
-    with its supervisor. Airflow's LocalExecutor and DAG processor freeze before they fork for the
-    same reasons; its triggerer does not. Module-level objects are never collected anyway, and cycles
-    are still collected, later: nothing is kept that would be freed."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*RUNNER_GC_THRESHOLDS)
-    return gc.get_freeze_count()
+    """Freeze the imports (about 430,000 objects) before Airflow forks the trigger runner, which
+    inherits both the frozen generation and the thresholds (``stack.collector`` says why)."""
+    return freeze_what_is_loaded()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,6 +10,7 @@ from airflow import __version__ as airflow_version
 from airflow.jobs.triggerer_job_runner import TriggerRunnerSupervisor
 
 from erp_agents.stack import triggerer
+from erp_agents.stack.collector import GC_THRESHOLDS
 
 
 def test_the_internals_the_warm_up_relies_on_are_still_there():
@@ -273,7 +274,7 @@ def test_objects_alive_before_the_fork_are_frozen_in_the_forked_runner():
         walked_in_child, threshold_in_child = map(int, os.read(read, 64).decode().split())
         os.waitpid(pid, 0)
         assert walked_in_child == 0, "the forked process's collector still walks what was frozen before the fork"
-        assert threshold_in_child == triggerer.RUNNER_GC_THRESHOLDS[0]
+        assert threshold_in_child == GC_THRESHOLDS[0]
         assert not any(isinstance(obj, Imported) for obj in gc.get_objects()), "frozen objects are still tracked"
     finally:
         gc.unfreeze()
