@@ -69,6 +69,21 @@ def test_settling_many_at_once_counts_as_settling_each(backend: Any, clock: Any)
     assert backend.usage([RPM, TPM, SLOT]) == {RPM.key: 3, TPM.key: 650, SLOT.key: 0}
 
 
+def test_one_batch_of_many_settles_counts_as_settling_each_in_turn(backend: Any, clock: Any) -> None:
+    rpm, tpm = Tier("provider:b", "requests", 50, 60.0, "rpm"), Tier("provider:b", "tokens", 10_000, 60.0, "tpm")
+    slots = Tier("provider:b", "concurrency", 6, None, "concurrent")
+    leases = [waiter((rpm, tpm, slots), tokens=500) for _ in range(6)]
+    assert all(attempt(backend, w).admitted for w in leases)
+    assert backend.usage([rpm, tpm, slots]) == {rpm.key: 6, tpm.key: 3000, slots.key: 6}
+    used = [0, 10, 100, 500, 499, 1]
+    backend.settle_many([*((w.id, w.tiers, 500, n) for w, n in zip(leases, used)),
+                         ("gone", (rpm, tpm, slots), 500, 999),  # unknown: changes nothing
+                         (leases[0].id, leases[0].tiers, 500, 7)])  # settled twice in one batch: the last counts
+    assert backend.usage([rpm, tpm, slots]) == {rpm.key: 6, tpm.key: 7 + sum(used[1:]), slots.key: 0}
+    clock.advance(61.0)  # every entry leaves the window with exactly what it was settled to
+    assert attempt(backend, waiter((rpm, tpm), tokens=10_000)).admitted
+
+
 def test_all_tiers_or_none(backend: Any, clock: Any) -> None:
     model_rpm = Tier("model:p:m", "requests", 2, 60.0, "rpm")
     assert attempt(backend, waiter((RPM, TPM, model_rpm), tokens=900)).admitted
