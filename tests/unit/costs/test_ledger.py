@@ -108,6 +108,26 @@ def test_same_call_key_is_reserved_and_settled_once(ledger: Ledger) -> None:
     assert ledger.spend(dag_id="dag").calls == 1
 
 
+def test_one_reserve_batch_decides_each_ask_as_if_alone_in_order(ledger: Ledger) -> None:
+    """What the Coalescer gathers is one transaction: each ask sees the holds of those before it, a
+    repeated call key holds once, and a released call is held again in its own row."""
+    released = run(ledger.reserve(key("r"), [RUN], 100))
+    run(ledger.release(released))
+    outcomes = ledger._reserve_all([(key("a"), (RUN,), 400), (key("a"), (RUN,), 400), (key("r"), (RUN,), 300),
+                                    (key("b"), (RUN,), 400), (key("c"), (RUN,), 200)])
+    first, repeated, again, blocked, last = outcomes
+    assert isinstance(first, Reservation) and isinstance(repeated, Reservation) and isinstance(again, Reservation)
+    assert repeated.existing and repeated.amount_micros == 400  # the hold of the first ask, not a second one
+    assert not isinstance(blocked, Reservation)  # 400 + 300 held: 400 more does not fit in 1000 while they run
+    assert isinstance(last, Reservation)  # 200 still does
+    assert ledger.account_state(RUN.key).reserved_micros == 900
+    for reservation in (first, again, last):
+        run(ledger.settle(reservation, 10, DETAIL))
+    state = ledger.account_state(RUN.key)
+    assert (state.spent_micros, state.reserved_micros) == (30, 0)
+    assert ledger.spend(dag_id="dag").calls == 3
+
+
 def test_release_bills_nothing_and_a_new_try_is_a_new_key(ledger: Ledger) -> None:
     res = run(ledger.reserve(key(try_number=1), [RUN], 700))
     run(ledger.release(res))
