@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from erp_agents.stack.cluster_settings import TRIGGERERS, WORKERS
-from erp_agents.stack.deployment import api_health
+from erp_agents.stack.rest import api_health
 
 HEARTBEAT_WINDOW_S = 30
 

@@ -15,8 +15,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import fasteners
 from erp_agents.stack import processes
 from erp_agents.stack.errors import StackError
 from erp_agents.stack.postgres import EmbeddedPostgres, ensure_database, port_is_free
+from erp_agents.stack.rest import api_health
 from erp_agents.stack.settings import (
     COMPONENTS, PROJECT_ROOT, TRIGGERERS, UI_USER, Layout, StackState, component_env, components_for, deployment_env,
 )
@@ -321,15 +320,6 @@ def embedded_postgres(layout: Layout, port: int) -> EmbeddedPostgres:
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(log)
     return EmbeddedPostgres(data, port, log)
-
-
-def api_health(api_url: str) -> dict[str, Any] | None:
-    """The api-server's /api/v2/monitor/health answer, or None when it does not answer."""
-    try:
-        with urllib.request.urlopen(f"{api_url}/api/v2/monitor/health", timeout=3) as response:
-            return dict(json.loads(response.read()))
-    except (OSError, ValueError, urllib.error.URLError):
-        return None
 
 
 def _with_database(url: str, database: str) -> str:

@@ -38,7 +38,6 @@ PINNED_BATCH_SOURCES = {
     "TriggerRunnerSupervisor.handle_events": "0efdd12ba4b063451c18a99ecbf79110621bbabd9cac2d00ff49b842e2ca1f4b",
     "Trigger.submit_event": "833b9e32236f985eb4aebc6e5ef514920d3d7327eccc681d6de092e4c96fcd5d",
 }
-XCOM_BATCH = "erp_agents.xcom_batch"  # session.info key: XComs pushed in the batch wait here for one write
 
 
 def record_task_ends_together() -> bool:
@@ -132,7 +131,7 @@ def record_successes(events: dict[int, Any]) -> set[int]:
 def xcoms_written_together(session: Any) -> Iterator[None]:
     """``push_xcoms`` calls inside the block queue their XComs; they are written, all of them in three
     statements, when the block ends without an error."""
-    from erp_agents.stack.event_xcoms import write_xcoms
+    from erp_agents.stack.event_xcoms import XCOM_BATCH, write_xcoms
 
     queued: list[tuple[Any, dict[str, Any]]] = []
     session.info[XCOM_BATCH] = queued

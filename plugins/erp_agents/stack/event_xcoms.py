@@ -32,6 +32,9 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# The session.info key under which ``event_batch`` keeps the XComs pushed during a batch of task
+# ends, so they are written once, with the batch's.
+XCOM_BATCH = "erp_agents.xcom_batch"
 PATCHED_AIRFLOW = ("3.3.",)
 PINNED_EVENT_SOURCES = {
     "handle_event_submit[BaseTaskEndEvent]": "270677bbb4ecb4736a0aa38abd9e50c70af83458f1f4d95932b245278dff92fc",
@@ -76,8 +79,6 @@ def record_xcoms_with_the_state() -> bool:
 def push_xcoms(task_instance: Any, xcoms: dict[str, Any], session: Any) -> None:
     """Store a task's XComs now, or with the batch's when ``event_batch`` records several task ends in
     this session (it writes them when its batch is complete)."""
-    from erp_agents.stack.event_batch import XCOM_BATCH
-
     queued = session.info.get(XCOM_BATCH)
     if queued is not None:
         queued.append((task_instance, xcoms))

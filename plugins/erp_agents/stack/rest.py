@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,15 @@ from erp_agents.exceptions import ErpAgentsError
 FINISHED = ("success", "failed")
 POLL_S = 0.5
 STREAM_S = 60.0  # one wait stream at most this long, then a new one
+
+
+def api_health(api_url: str) -> dict[str, Any] | None:
+    """The api-server's /api/v2/monitor/health answer, or None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/api/v2/monitor/health", timeout=3) as response:
+            return dict(json.loads(response.read()))
+    except (OSError, ValueError, urllib.error.URLError):
+        return None
 
 
 class AirflowApiError(ErpAgentsError):
