@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-GOVERNANCE_URL_ENV = "ERP_AGENTS_GOVERNANCE_DB_URL"
+from erp_agents.store import GOVERNANCE_URL_ENV
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -236,12 +236,13 @@ def test_the_limiter_and_the_ledger_settle_side_by_side_and_a_failure_of_one_ski
 def test_a_ledger_without_a_url_follows_the_governance_store_the_process_is_given(tmp_path, monkeypatch):
     from erp_agents.governance import ledger_for
     from erp_agents.spec.models import LedgerConfig
+    from erp_agents.store import GOVERNANCE_URL_ENV
 
     default = LedgerConfig()
-    monkeypatch.setenv("ERP_AGENTS_GOVERNANCE_DB_URL", f"sqlite:///{tmp_path / 'first.db'}")
+    monkeypatch.setenv(GOVERNANCE_URL_ENV, f"sqlite:///{tmp_path / 'first.db'}")
     first = ledger_for(default)
     assert ledger_for(LedgerConfig()) is first  # one pool per store
-    monkeypatch.setenv("ERP_AGENTS_GOVERNANCE_DB_URL", f"sqlite:///{tmp_path / 'second.db'}")
+    monkeypatch.setenv(GOVERNANCE_URL_ENV, f"sqlite:///{tmp_path / 'second.db'}")
     second = ledger_for(default)
     assert second is not first and str(second.engine.url).endswith("second.db")
     assert ledger_for(LedgerConfig(url=f"sqlite:///{tmp_path / 'own.db'}")) not in (first, second)

@@ -322,7 +322,7 @@ class Ledger:
                         holder=self.holder, created_at=now, expires_at=now, **values,
                     ))
                 else:
-                    changed.append({"settled_key": call_key, **values})
+                    changed.append({_KEY_PARAM: call_key, **values})
             for key in sorted(spent):
                 conn.execute(
                     update(accounts_t)
@@ -334,13 +334,7 @@ class Ledger:
                 )
             if added:
                 conn.execute(calls_t.insert(), added)
-            if changed:
-                columns = [column for column in changed[0] if column != "settled_key"]
-                conn.execute(
-                    update(calls_t).where(calls_t.c.call_key == bindparam("settled_key"))
-                    .values({column: bindparam(column) for column in columns}),
-                    changed,
-                )
+            _update_calls(conn, changed)
 
     def _release_sync(self, reservation: Reservation) -> None:
         with self._begin() as conn:
@@ -472,17 +466,29 @@ class _HoldWrites:
     def hold(self, key: CallKey, values: dict[str, Any], *, existing: bool) -> None:
         """``existing``: a released or expired call of this key is held again (same row)."""
         if existing:
-            self.renewed.append({"held_key": key.text(), **values})
+            self.renewed.append({_KEY_PARAM: key.text(), **values})
         else:
             self.new.append({"call_key": key.text(), **_key_columns(key), **values})
 
     def apply(self, conn: Connection) -> None:
         if self.new:
             conn.execute(calls_t.insert(), self.new)
-        if self.renewed:
-            columns = [column for column in self.renewed[0] if column != "held_key"]
-            conn.execute(update(calls_t).where(calls_t.c.call_key == bindparam("held_key"))
-                         .values({column: bindparam(column) for column in columns}), self.renewed)
+        _update_calls(conn, self.renewed)
+
+
+# The parameter naming a call in the rows ``_update_calls`` is given (not a column: SQLAlchemy keeps
+# a column's own name for its new value).
+_KEY_PARAM = "the_call_key"
+
+
+def _update_calls(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Set each row's columns on its call (``_KEY_PARAM``), all rows in one executemany; the rows
+    share their columns."""
+    if not rows:
+        return
+    columns = [column for column in rows[0] if column != _KEY_PARAM]
+    conn.execute(update(calls_t).where(calls_t.c.call_key == bindparam(_KEY_PARAM))
+                 .values({column: bindparam(column) for column in columns}), rows)
 
 
 def _lock_calls(conn: Connection, call_keys: Sequence[str]) -> dict[str, Row[Any]]:

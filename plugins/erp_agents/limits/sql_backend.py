@@ -301,14 +301,14 @@ class SqlBackend:
         and an UPDATE per lease and tier, one round trip each, while every tier row stayed locked)."""
         with self._transaction() as conn:
             keys = sorted({self._key(t) for _, tiers, _ in leases for t in tiers if t.window_s is not None})
-            if not keys:
-                conn.execute(lease_table.delete().where(lease_table.c.lease_id.in_([lease for lease, _, _ in leases])))
-                return
-            totals = self._lock(conn, keys)
             lease_ids = sorted({lease_id for lease_id, _, _ in leases})
-            found = {(str(key), str(lease)): int(amount) for key, lease, amount in _rows(conn.execute(
-                sa.select(entry_table.c.key, entry_table.c.lease_id, entry_table.c.amount)
-                .where(entry_table.c.lease_id.in_(lease_ids), entry_table.c.key.in_(keys))))}
+            totals: dict[str, int] = {}
+            found: dict[tuple[str, str], int] = {}
+            if keys:
+                totals = self._lock(conn, keys)
+                found = {(str(key), str(lease)): int(amount) for key, lease, amount in _rows(conn.execute(
+                    sa.select(entry_table.c.key, entry_table.c.lease_id, entry_table.c.amount)
+                    .where(entry_table.c.lease_id.in_(lease_ids), entry_table.c.key.in_(keys))))}
             now_held: dict[tuple[str, str], int | None] = dict(found)
             changed: set[str] = set()
             for lease_id, tiers, new_amount in leases:
@@ -316,7 +316,7 @@ class SqlBackend:
                     key = self._key(tier)
                     old = now_held.get((key, lease_id))
                     if old is None:
-                        continue  # already left the window (it was subtracted then) or dropped above
+                        continue  # left the window (subtracted then) or removed earlier in this batch
                     new = new_amount(tier, old)
                     totals[key] += (0 if new is None else new) - old
                     now_held[(key, lease_id)] = new

@@ -10,7 +10,7 @@ whatever line happens to allocate:
   during a 500-item fan-out;
 - scheduler: over a deployment's start and shapes (a) and (d) of bench/scale.py, 19 full collections
   took 4.0 s of its CPU, and all of its collections 4.8 s; with these settings 5 took 0.9 s and all
-  1.7 s (its CPU for (d) 9.7 -> 8.8 s, its PSS 299 -> 243 MiB).
+  1.7 s (its CPU for (d) 9.7 -> 7.5-8.8 s over several runs, its PSS about 300 -> 243-262 MiB).
 
 Freezing also keeps forked children (the trigger runner, LocalExecutor's workers) from touching, and
 so copying, the pages they share with their parent. Airflow's LocalExecutor and DAG processor freeze

@@ -284,9 +284,10 @@ class Deployment:
 
     def restart(self, name: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
         state = self._require_state()
-        if name not in components_for(state.sql_alchemy_conn):
+        runs = components_for(state.sql_alchemy_conn)
+        if name not in runs:
             raise StackError(f"{name} is not part of this deployment (metadata DB {state.sql_alchemy_conn.split(':')[0]}): "
-                             f"it runs {', '.join(components_for(state.sql_alchemy_conn))}")
+                             f"it runs {', '.join(runs)}")
         env = processes.environ(self.layout, name) or component_env(deployment_env(self.layout, state), state, name)
         processes.stop(self.layout, name)
         processes.start(self.layout, name, processes.component_argv(name, state.api_port), env)
