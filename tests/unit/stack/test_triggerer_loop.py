@@ -18,6 +18,8 @@ from erp_agents.stack import triggerer_loop
 class Supervisor:
     """The steps of a turn, recorded in order; the runner answers at once, as a busy one does."""
 
+    queues = None
+
     def __init__(self) -> None:
         self.steps: list[str] = []
         self.waits: list[float] = []
@@ -28,9 +30,21 @@ class Supervisor:
         return lambda *args: self.waits.append(args[0]) if name == "_service_subprocess" else self.steps.append(name)
 
 
+class Unclaimed:
+    """The metadata DB's newest unclaimed trigger id, as the probe reads it; counts the probes."""
+
+    def __init__(self) -> None:
+        self.newest, self.probes = 0, 0
+
+    def __call__(self, queues: set[str] | None, session: object = None) -> int:
+        self.probes += 1
+        return self.newest
+
+
 def test_a_busy_runner_turns_the_loop_often_but_the_claim_runs_at_its_pace(monkeypatch):
     clock = [100.0]
     monkeypatch.setattr(triggerer_loop.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(triggerer_loop, "newest_unclaimed_trigger", Unclaimed())
     supervisor = Supervisor()
     for _ in range(5):  # five turns within 0.4 s
         triggerer_loop.paced_run_once(supervisor)
@@ -43,6 +57,59 @@ def test_a_busy_runner_turns_the_loop_often_but_the_claim_runs_at_its_pace(monke
     clock[0] += triggerer_loop.CLAIM_EVERY_S
     triggerer_loop.paced_run_once(supervisor)
     assert supervisor.steps.count("load_triggers") == 2
+
+
+def test_a_trigger_deferred_between_claims_is_claimed_at_the_next_probe_not_the_next_claim(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(triggerer_loop.time, "monotonic", lambda: clock[0])
+    unclaimed = Unclaimed()
+    monkeypatch.setattr(triggerer_loop, "newest_unclaimed_trigger", unclaimed)
+    supervisor = Supervisor()
+    unclaimed.newest = 7  # seven triggers wait when the triggerer starts
+    triggerer_loop.paced_run_once(supervisor)
+    assert supervisor.steps.count("load_triggers") == 1
+    assert max(supervisor.waits) <= triggerer_loop.PROBE_EVERY_S  # the loop wakes for the next probe
+
+    def turn(seconds: float) -> None:
+        clock[0] += seconds
+        triggerer_loop.paced_run_once(supervisor)
+
+    # Trigger 7 stays unclaimed (another triggerer's share, or this one is full): no early claim for it.
+    for _ in range(3):
+        turn(triggerer_loop.PROBE_EVERY_S)
+    assert supervisor.steps.count("load_triggers") == 1
+
+    # The scheduler defers new tasks: the next probe claims them, well before the paced claim is due.
+    unclaimed.newest = 9
+    probes = unclaimed.probes
+    turn(triggerer_loop.PROBE_EVERY_S / 2)  # between probes: not even a query
+    assert unclaimed.probes == probes and supervisor.steps.count("load_triggers") == 1
+    turn(triggerer_loop.PROBE_EVERY_S / 2)
+    assert supervisor.steps.count("load_triggers") == 2
+    assert supervisor.steps[-6:-4] == ["clean_unused", "load_triggers"]  # the clean-up still goes first
+
+    # Claimed: the same newest id wakes nothing more, and the paced claim resumes its own pace.
+    turn(triggerer_loop.PROBE_EVERY_S)
+    assert supervisor.steps.count("load_triggers") == 2
+    turn(triggerer_loop.CLAIM_EVERY_S)
+    assert supervisor.steps.count("load_triggers") == 3
+
+
+def test_the_probe_reads_the_newest_unclaimed_trigger_in_the_served_queues():
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    engine = create_engine("sqlite://")
+    Trigger.metadata.create_all(engine, tables=[Trigger.__table__])
+    with Session(engine) as session:
+        assert triggerer_loop.newest_unclaimed_trigger(None, session) == 0
+        rows = [Trigger(classpath="erp_agents.triggers.agent.AgentTrigger", kwargs={}, queue=queue)
+                for queue in (None, None, "gpu", None)]
+        rows[3].triggerer_id = 42  # claimed: not waiting
+        session.add_all(rows)
+        session.flush()
+        assert triggerer_loop.newest_unclaimed_trigger(None, session) == rows[1].id
+        assert triggerer_loop.newest_unclaimed_trigger({"gpu"}, session) == rows[2].id
 
 
 def test_the_loop_stands_in_for_the_airflow_methods_it_was_written_against():
