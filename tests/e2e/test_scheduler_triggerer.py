@@ -64,10 +64,14 @@ def test_agents_start_and_finish_in_the_triggerer(stack, simulator):
     task_logs = _task_logs(stack)
     assert re.search(r"Workflow basic_workflow: completed \(all agents succeeded\); 3/3 agents succeeded",
                      stack.log_of("scheduler") + task_logs)
-    # what each agent logged in the trigger runner reached its task's log through the supervisor
+    # what each agent logged in the trigger runner reached its own task's log through the supervisor,
+    # its last lines included (they come after the runner reports the trigger finished)
     for task_id in AGENTS:
         agent = task_id.split(".", 1)[1]
-        assert re.search(rf'"event":"Agent {agent} finished: \d+ calls.*"task_id":"{re.escape(task_id)}"', task_logs), agent
+        own_log = "\n".join(p.read_text(errors="replace")
+                            for p in stack.home.rglob(f"task_id={task_id}/attempt=*.log.trigger.*.log"))
+        assert re.search(rf'"event":"Agent {agent} finished: \d+ calls.*"task_id":"{re.escape(task_id)}"', own_log), agent
+        assert '"event":"trigger completed"' in own_log, agent
 
 
 def _task_logs(stack) -> str:

@@ -433,7 +433,7 @@ def prepare_the_collector_for_bursts() -> int:
 def main(argv: list[str] | None = None) -> None:
     from erp_agents.stack.event_batch import record_task_ends_together
     from erp_agents.stack.event_xcoms import record_xcoms_with_the_state
-    from erp_agents.stack.runner_logs import send_runner_logs_from_a_thread
+    from erp_agents.stack.runner_logs import close_logs_after_their_last_line, send_runner_logs_from_a_thread
     from erp_agents.stack.supervisor_send import send_without_blocking_the_runner
     from erp_agents.stack.supervisor_xcom import read_xcoms_from_the_database
     from erp_agents.stack.trigger_claim import claim_fair_share
@@ -450,7 +450,8 @@ def main(argv: list[str] | None = None) -> None:
     record_task_ends_together()
     read_xcoms_from_the_database()
     send_without_blocking_the_runner()
-    send_runner_logs_from_a_thread()
+    if send_runner_logs_from_a_thread():
+        close_logs_after_their_last_line()  # the queued channel sends the markers it waits for
     end_permanent_failures_here()
     warm_imports()
     # One INFO line per HTTP request from httpx doubles what every agent request writes to the

@@ -37,6 +37,8 @@ import time
 from contextlib import suppress
 from typing import Any
 
+from erp_agents.stack.runner_logs import mark_logs_end
+
 log = logging.getLogger(__name__)
 
 PATCHED_AIRFLOW = ("3.3.",)
@@ -129,7 +131,8 @@ def pace_claims() -> bool:
 
 
 async def often_synced_arun(self: Any) -> None:
-    """``TriggerRunner.arun`` as Airflow 3.3 writes it, with the turn's wait at ``SYNC_EVERY_S`` (not 1 s)."""
+    """``TriggerRunner.arun`` as Airflow 3.3 writes it, with the turn's wait at ``SYNC_EVERY_S`` (not 1 s),
+    and the marker after finished triggers' last log lines (``runner_logs``)."""
     import anyio
     from airflow.jobs.triggerer_job_runner import log as runner_log
 
@@ -149,6 +152,7 @@ async def often_synced_arun(self: Any) -> None:
                 raise RuntimeError("Supervisor connection lost")
 
             finished_ids = await self.cleanup_finished_triggers()
+            mark_logs_end(finished_ids)  # after their last lines, before the report that they finished
             await self.sync_state_to_supervisor(finished_ids)
             await self.create_triggers()
             await self.cancel_triggers()
