@@ -36,7 +36,7 @@ class Unclaimed:
     def __init__(self) -> None:
         self.newest, self.probes = 0, 0
 
-    def __call__(self, queues: set[str] | None, session: object = None) -> int:
+    def __call__(self, queues: set[str] | None, connection: object = None) -> int:
         self.probes += 1
         return self.newest
 
@@ -100,16 +100,37 @@ def test_the_probe_reads_the_newest_unclaimed_trigger_in_the_served_queues():
     from sqlalchemy.orm import Session
 
     engine = create_engine("sqlite://")
-    Trigger.metadata.create_all(engine, tables=[Trigger.__table__])
-    with Session(engine) as session:
-        assert triggerer_loop.newest_unclaimed_trigger(None, session) == 0
-        rows = [Trigger(classpath="erp_agents.triggers.agent.AgentTrigger", kwargs={}, queue=queue)
-                for queue in (None, None, "gpu", None)]
-        rows[3].triggerer_id = 42  # claimed: not waiting
-        session.add_all(rows)
-        session.flush()
-        assert triggerer_loop.newest_unclaimed_trigger(None, session) == rows[1].id
-        assert triggerer_loop.newest_unclaimed_trigger({"gpu"}, session) == rows[2].id
+    Trigger.metadata.create_all(engine, tables=[Trigger.metadata.tables["team"], Trigger.__table__])
+    with engine.connect() as probe:
+        assert triggerer_loop.newest_unclaimed_trigger(None, probe) == 0
+        with Session(probe) as session:
+            rows = [Trigger(classpath="erp_agents.triggers.agent.AgentTrigger", kwargs={}, queue=queue)
+                    for queue in (None, None, "gpu", None)]
+            rows[3].triggerer_id = 42  # claimed: not waiting
+            session.add_all(rows)
+            session.flush()
+            assert triggerer_loop.newest_unclaimed_trigger(None, probe) == rows[1].id
+            assert triggerer_loop.newest_unclaimed_trigger({"gpu"}, probe) == rows[2].id
+
+
+def test_a_probe_the_database_cannot_answer_is_no_news_and_its_connection_is_replaced(monkeypatch):
+    import os
+
+    from sqlalchemy.exc import OperationalError
+
+    class Broken:
+        closed = invalidated = False
+
+        def scalar(self, query: object) -> int:
+            raise OperationalError("SELECT max(id)", {}, Exception("server closed the connection unexpectedly"))
+
+        def close(self) -> None:
+            self.closed = True
+
+    broken = Broken()
+    monkeypatch.setitem(triggerer_loop._probe, os.getpid(), broken)
+    assert triggerer_loop._probe_safely(None) == 0  # the paced claim still runs
+    assert broken.closed and os.getpid() not in triggerer_loop._probe
 
 
 def test_the_loop_stands_in_for_the_airflow_methods_it_was_written_against():
