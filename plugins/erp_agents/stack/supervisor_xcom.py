@@ -8,11 +8,12 @@ supervisor serves one request at a time for every trigger of its triggerer, so w
 agents those reads queue: py-spy on a 500-agent run put the framework at about two thirds of each
 read, and the summary's 1,000 reads kept one supervisor busy for seconds after the last agent.
 
-Here a ``GetXCom`` is answered with the execution API route's own query (``XComModel.get_many``,
-the same map index and prior-dates rules, the raw stored value, no XCom backend) in a session of its
-own, and turned into the same ``XComResult`` the API client would have given, ``value=None`` when
-there is none. The supervisor is Airflow's own server-side process with database access, and its
-in-process API grants every read anyway, so nothing about access changes. The upstream change it
+Here a ``GetXCom`` is answered with the execution API route's own query (``XComModel.get_many``, the
+same map index and prior-dates rules, the raw stored value, no XCom backend) on the supervisor's own
+autocommit connection (``supervisor_db``: no checkout and pre-ping per read), and turned into the
+same ``XComResult`` the API client would have given, ``value=None`` when there is none. The
+supervisor is Airflow's own server-side process with database access, and its in-process API grants
+every read anyway, so nothing about access changes. The upstream change it
 stands in for: let the triggerer's supervisor serve reads without the HTTP layer. Applied only to
 the Airflow versions it was checked against; the sources it mirrors are pinned in
 ``PINNED_XCOM_SOURCES`` (tests/unit/stack/test_supervisor_xcom.py fails when one changes;
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+
+from erp_agents.stack import supervisor_db
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +42,20 @@ def read_xcom(msg: Any) -> tuple[Any, dict[str, bool]]:
     from airflow.models.xcom import XComModel
     from airflow.sdk.api.datamodels._generated import XComResponse
     from airflow.sdk.execution_time.comms import XComResult
-    from airflow.utils.session import create_session
+    from sqlalchemy.orm import Session
 
     map_index = msg.map_index if msg.map_index is not None and msg.map_index >= 0 else -1
     query = XComModel.get_many(
         run_id=msg.run_id, key=msg.key, task_ids=msg.task_id, dag_ids=msg.dag_id,
         include_prior_dates=msg.include_prior_dates,
     ).where(XComModel.map_index == map_index)
-    with create_session(scoped=False) as session:
-        row = session.scalars(query.limit(1)).first()
-        value = None if row is None else row.value
-    if row is None:
+    def first_value(connection: Any) -> tuple[bool, Any]:
+        with Session(bind=connection) as session:
+            row = session.scalars(query.limit(1)).first()
+            return row is not None, None if row is None else row.value
+
+    found, value = supervisor_db.read(first_value)
+    if not found:
         log.debug("XCom %s of %s.%s[%s] in %s not found", msg.key, msg.dag_id, msg.task_id, map_index, msg.run_id)
     return XComResult.from_xcom_response(XComResponse(key=msg.key, value=value)), {"exclude_unset": True}
 

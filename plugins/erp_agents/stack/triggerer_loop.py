@@ -37,6 +37,7 @@ import time
 from contextlib import suppress
 from typing import Any
 
+from erp_agents.stack import supervisor_db
 from erp_agents.stack.runner_logs import mark_logs_end
 
 log = logging.getLogger(__name__)
@@ -64,46 +65,28 @@ _claimed_through: dict[int, int] = {}
 
 def newest_unclaimed_trigger(queues: set[str] | None, connection: Any = None) -> int:
     """The newest trigger id no triggerer holds, in the queues this triggerer serves (0 if none):
-    trigger ids only grow, so a larger answer than last time means new work arrived."""
+    trigger ids only grow, so a larger answer than last time means new work arrived. Read on the
+    supervisor's own connection (``supervisor_db``) unless given one."""
     from sqlalchemy import func, select
 
     from airflow.models.trigger import Trigger
 
     in_queues = Trigger.queue.in_(queues) if queues else Trigger.queue.is_(None)
     query = select(func.max(Trigger.id)).where(Trigger.triggerer_id.is_(None), in_queues)
-    return int((connection or _probe_connection()).scalar(query) or 0)
-
-
-# The probe's own autocommit connection, by process: ten probes a second through a pooled session
-# paid a checkout, a pre-ping, a BEGIN and a COMMIT each (py-spy: 8% of a supervisor's CPU in (a)).
-_probe: dict[int, Any] = {}
-
-
-def _probe_connection() -> Any:
-    import os
-
-    from airflow import settings
-
-    if (connection := _probe.get(os.getpid())) is None or connection.closed or connection.invalidated:
-        connection = settings.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        _probe[os.getpid()] = connection
-    return connection
+    if connection is not None:
+        return int(connection.scalar(query) or 0)
+    return int(supervisor_db.read(lambda own: own.scalar(query)) or 0)
 
 
 def _probe_safely(queues: set[str] | None) -> int:
     """The probe, or 0 (no news: the paced claim still runs, and reports the database as Airflow
-    does) when the database cannot answer; a broken connection is replaced at the next probe."""
-    import os
-
+    does) when the database cannot answer."""
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
         return newest_unclaimed_trigger(queues)
     except SQLAlchemyError as exc:
         log.warning("The triggerer's probe for new triggers failed (%s); claiming at the paced interval", exc)
-        if (connection := _probe.pop(os.getpid(), None)) is not None:
-            with suppress(SQLAlchemyError):
-                connection.close()
         return 0
 
 

@@ -113,24 +113,14 @@ def test_the_probe_reads_the_newest_unclaimed_trigger_in_the_served_queues():
             assert triggerer_loop.newest_unclaimed_trigger({"gpu"}, probe) == rows[2].id
 
 
-def test_a_probe_the_database_cannot_answer_is_no_news_and_its_connection_is_replaced(monkeypatch):
-    import os
-
+def test_a_probe_the_database_cannot_answer_is_no_news(monkeypatch):
     from sqlalchemy.exc import OperationalError
 
-    class Broken:
-        closed = invalidated = False
+    def unreachable(reading: object) -> int:
+        raise OperationalError("SELECT max(id)", {}, Exception("server closed the connection unexpectedly"))
 
-        def scalar(self, query: object) -> int:
-            raise OperationalError("SELECT max(id)", {}, Exception("server closed the connection unexpectedly"))
-
-        def close(self) -> None:
-            self.closed = True
-
-    broken = Broken()
-    monkeypatch.setitem(triggerer_loop._probe, os.getpid(), broken)
-    assert triggerer_loop._probe_safely(None) == 0  # the paced claim still runs
-    assert broken.closed and os.getpid() not in triggerer_loop._probe
+    monkeypatch.setattr(triggerer_loop.supervisor_db, "read", unreachable)
+    assert triggerer_loop._probe_safely(None) == 0  # the paced claim still runs, and reports it
 
 
 def test_the_loop_stands_in_for_the_airflow_methods_it_was_written_against():
