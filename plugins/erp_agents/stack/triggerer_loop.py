@@ -78,16 +78,27 @@ def newest_unclaimed_trigger(queues: set[str] | None, connection: Any = None) ->
     return int(supervisor_db.read(lambda own: own.scalar(query)) or 0)
 
 
+_probe_failing: set[int] = set()  # process ids whose last probe failed: one warning per outage, not ten a second
+
+
 def _probe_safely(queues: set[str] | None) -> int:
     """The probe, or 0 (no news: the paced claim still runs, and reports the database as Airflow
     does) when the database cannot answer."""
+    import os
+
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
-        return newest_unclaimed_trigger(queues)
+        newest = newest_unclaimed_trigger(queues)
     except SQLAlchemyError as exc:
-        log.warning("The triggerer's probe for new triggers failed (%s); claiming at the paced interval", exc)
+        if os.getpid() not in _probe_failing:
+            _probe_failing.add(os.getpid())
+            log.warning("The triggerer's probe for new triggers failed (%s); claiming at the paced interval", exc)
         return 0
+    if os.getpid() in _probe_failing:
+        _probe_failing.discard(os.getpid())
+        log.info("The triggerer's probe for new triggers answers again")
+    return newest
 
 
 def _new_trigger_waits(self: Any, now: float) -> int | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
 import time
 
 from airflow import __version__ as airflow_version
@@ -113,14 +114,19 @@ def test_the_probe_reads_the_newest_unclaimed_trigger_in_the_served_queues():
             assert triggerer_loop.newest_unclaimed_trigger({"gpu"}, probe) == rows[2].id
 
 
-def test_a_probe_the_database_cannot_answer_is_no_news(monkeypatch):
+def test_a_probe_the_database_cannot_answer_is_no_news(monkeypatch, caplog):
     from sqlalchemy.exc import OperationalError
 
     def unreachable(reading: object) -> int:
         raise OperationalError("SELECT max(id)", {}, Exception("server closed the connection unexpectedly"))
 
     monkeypatch.setattr(triggerer_loop.supervisor_db, "read", unreachable)
-    assert triggerer_loop._probe_safely(None) == 0  # the paced claim still runs, and reports it
+    with caplog.at_level(logging.WARNING, logger=triggerer_loop.__name__):
+        assert [triggerer_loop._probe_safely(None) for _ in range(10)] == [0] * 10  # the paced claim still runs
+    assert len(caplog.records) == 1  # one warning for the outage, not one per probe
+    monkeypatch.setattr(triggerer_loop.supervisor_db, "read", lambda reading: 12)
+    assert triggerer_loop._probe_safely(None) == 12
+    assert not triggerer_loop._probe_failing
 
 
 def test_the_loop_stands_in_for_the_airflow_methods_it_was_written_against():
