@@ -176,7 +176,8 @@ def _close_log(supervisor: Any, trigger_id: int) -> None:
 
 def close_logs_after_their_last_line() -> bool:
     """Keep a finished trigger's log file open until the runner's marker says its last line was read
-    (see the module); True when applied. Needs the queued channel, which sends the markers."""
+    (see the module); True when applied. Needs the runner to send the markers: its loop
+    (``triggerer_loop.sync_runner_often``) on the queued channel (``send_runner_logs_from_a_thread``)."""
     from airflow import __version__ as airflow_version
 
     if not airflow_version.startswith(PATCHED_AIRFLOW):
@@ -199,11 +200,13 @@ def close_logs_after_their_last_line() -> bool:
                 airflows.send(line)
 
     def handle_request_keeping_logs_open(self: Any, msg: Any, log: Any, req_id: int) -> None:
+        if not isinstance(msg, messages.TriggerStateChanges):  # the runner's other requests (XCom reads...)
+            handle_request(self, msg, log, req_id)
+            return
         kept = {}
-        if isinstance(msg, messages.TriggerStateChanges):
-            for trigger_id in msg.finished or ():
-                if (factory := self.logger_cache.pop(trigger_id, None)) is not None:
-                    kept[trigger_id] = factory  # the marker has not come yet: Airflow's handler must not close it
+        for trigger_id in msg.finished or ():
+            if (factory := self.logger_cache.pop(trigger_id, None)) is not None:
+                kept[trigger_id] = factory  # the marker has not come yet: Airflow's handler must not close it
         try:
             handle_request(self, msg, log, req_id)
         finally:

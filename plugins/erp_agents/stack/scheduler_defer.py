@@ -9,15 +9,17 @@ there during shape (a) of bench/scale.py.
 
 Here the task points at its new trigger through the mapped relationship (``TaskInstance.trigger``)
 instead of copying its id, so SQLAlchemy writes the triggers and the task instances at the session's
-next flush, before the loop's commit: the same rows in the same transaction, inserted together
-(``INSERT ... RETURNING`` in batches on PostgreSQL and SQLite) and the task ids filled in from them.
+next flush, before the loop's commit: the same rows in the same transaction, and the task ids filled
+in from the new rows. On PostgreSQL the triggers go in one ``INSERT ... RETURNING``; on SQLite, which
+has no sentinel column for it, one by one, still in the one flush.
 Nothing between the deferral and that flush reads ``trigger_id``: ``schedule_tis``'s own next
 statement flushes first.
 
 The upstream change it stands in for: let ``defer_task`` leave the flush to its caller (or
 ``schedule_tis`` defer in bulk). Applied only to the Airflow versions it was checked against; the
-sources it relies on are pinned in ``PINNED_DEFER_SOURCES`` (tests/unit/stack/test_scheduler_defer.py
-fails when one changes).
+sources it relies on are pinned in ``PINNED_DEFER_SOURCES`` (tests/unit/stack/test_scheduler_entry.py
+fails when one changes; tests/integration/test_scheduler_defer_writes.py compares the rows written
+with Airflow's own).
 """
 
 from __future__ import annotations

@@ -13,10 +13,10 @@ same map index and prior-dates rules, the raw stored value, no XCom backend) on 
 autocommit connection (``supervisor_db``: no checkout and pre-ping per read), and turned into the
 same ``XComResult`` the API client would have given, ``value=None`` when there is none. The
 supervisor is Airflow's own server-side process with database access, and its in-process API grants
-every read anyway, so nothing about access changes. The upstream change it
-stands in for: let the triggerer's supervisor serve reads without the HTTP layer. Applied only to
-the Airflow versions it was checked against; the sources it mirrors are pinned in
-``PINNED_XCOM_SOURCES`` (tests/unit/stack/test_supervisor_xcom.py fails when one changes;
+every read anyway, so nothing about access changes. The upstream change it stands in for: let the
+triggerer's supervisor serve reads without the HTTP layer. Applied only to the Airflow versions it was
+checked against; the sources it mirrors are pinned in ``PINNED_XCOM_SOURCES``
+(tests/unit/stack/test_supervisor_xcom.py fails when one changes;
 tests/integration/test_supervisor_xcom_reads.py compares the answers with Airflow's own handler).
 """
 
@@ -49,6 +49,7 @@ def read_xcom(msg: Any) -> tuple[Any, dict[str, bool]]:
         run_id=msg.run_id, key=msg.key, task_ids=msg.task_id, dag_ids=msg.dag_id,
         include_prior_dates=msg.include_prior_dates,
     ).where(XComModel.map_index == map_index)
+
     def first_value(connection: Any) -> tuple[bool, Any]:
         with Session(bind=connection) as session:
             row = session.scalars(query.limit(1)).first()

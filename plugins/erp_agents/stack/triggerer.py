@@ -443,15 +443,15 @@ def main(argv: list[str] | None = None) -> None:
     build_execution_api_now()
     claim_fair_share()
     pace_claims()
-    sync_runner_often()
+    runner_sends_log_markers = sync_runner_often()
     reuse_deserialized_dags()
     skip_success_callback_requests()
     record_xcoms_with_the_state()  # before end_permanent_failures_here, which calls what is registered
     record_task_ends_together()
     read_xcoms_from_the_database()
     send_without_blocking_the_runner()
-    if send_runner_logs_from_a_thread():
-        close_logs_after_their_last_line()  # the queued channel sends the markers it waits for
+    if send_runner_logs_from_a_thread() and runner_sends_log_markers:
+        close_logs_after_their_last_line()  # the runner's loop queues the markers it waits for
     end_permanent_failures_here()
     warm_imports()
     # One INFO line per HTTP request from httpx doubles what every agent request writes to the

@@ -18,8 +18,9 @@ scheduler just deferred (a fan-out's chunks, a workflow's next layer) starts wit
 waiting up to ``CLAIM_EVERY_S``, while a turn with nothing new costs that one query, and triggers
 left unclaimed on purpose (another triggerer's share, a full triggerer) wake nothing. The upstream
 change it stands in for: pace the claim and clean-up by time, not by runner activity, and claim as
-soon as work arrives. Applied only to the Airflow versions it was checked against; the sources it relies on are
-pinned in ``PINNED_LOOP_SOURCES`` (tests/unit/stack/test_triggerer_loop.py fails when one changes).
+soon as work arrives. Applied only to the Airflow versions it was checked against; the sources it
+relies on are pinned in ``PINNED_LOOP_SOURCES`` (tests/unit/stack/test_triggerer_loop.py fails when
+one changes).
 
 The trigger runner (``TriggerRunner.arun``) talks to the supervisor once a turn: it sends the events
 its triggers fired and receives the triggers the supervisor claimed for it. Between turns Airflow

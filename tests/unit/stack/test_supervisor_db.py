@@ -47,31 +47,34 @@ def dropped(message: str, *, invalidated: bool) -> DBAPIError:
     return error
 
 
+class FailingFirst:
+    """A read whose first attempt fails with ``error``, then reads; records each connection it is given."""
+
+    def __init__(self, error: DBAPIError) -> None:
+        self.error, self.connections = error, []
+
+    def __call__(self, connection) -> int:
+        self.connections.append(connection)
+        if len(self.connections) == 1:
+            raise self.error
+        return newest(connection)
+
+
 def test_a_connection_the_database_dropped_is_replaced_and_the_read_tried_once_more(engine):
     supervisor_db.read(newest)
     old = supervisor_db._connections[supervisor_db.os.getpid()]
-    attempts = []
-
-    def reading(connection) -> int:
-        attempts.append(connection)
-        if len(attempts) == 1:
-            raise dropped("server closed the connection unexpectedly", invalidated=True)
-        return newest(connection)
+    reading = FailingFirst(dropped("server closed the connection unexpectedly", invalidated=True))
 
     assert supervisor_db.read(reading) == 0
-    assert attempts[0] is old and attempts[1] is not old and old.closed
+    assert reading.connections[0] is old and reading.connections[1] is not old and old.closed
 
 
 def test_any_other_error_is_the_callers_and_the_next_read_starts_afresh(engine):
     supervisor_db.read(newest)
     old = supervisor_db._connections[supervisor_db.os.getpid()]
-    calls = []
-
-    def reading(connection) -> int:
-        calls.append(connection)
-        raise dropped("permission denied for table trigger", invalidated=False)
+    reading = FailingFirst(dropped("permission denied for table trigger", invalidated=False))
 
     with pytest.raises(DBAPIError, match="permission denied"):
         supervisor_db.read(reading)
-    assert len(calls) == 1 and old.closed
+    assert len(reading.connections) == 1 and old.closed
     assert supervisor_db.read(newest) == 0
