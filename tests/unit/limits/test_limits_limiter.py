@@ -75,7 +75,8 @@ def test_deadline_raises_timeout_and_leaves_no_trace(limiter: RateLimiter) -> No
         started = time.monotonic()
         with pytest.raises(TimeoutError):
             await limiter.acquire([SLOT], tokens=0, priority=9, holder="b", deadline=time.monotonic() + 0.2)
-        assert 0.15 <= time.monotonic() - started < 1.0
+        # raised at its deadline, not when the held slot frees (never): the bound leaves room for a loaded CI host
+        assert 0.15 <= time.monotonic() - started < 5.0
         await limiter.settle(held, 0)
         lease = await limiter.acquire([SLOT], tokens=0, priority=1, holder="c", deadline=time.monotonic() + 1)
         await limiter.settle(lease, 0)
