@@ -637,10 +637,11 @@ def timeline(topology: Topology, runs: dict[str, str], agents: list[dict[str, An
 
 
 def trigger_starts(task_logs: Path, runs: dict[str, str]) -> list[float]:
-    """When a trigger runner started each of the runs' triggers: the first line of each trigger log."""
+    """When a trigger runner started each of the runs' triggers: the first line of each trigger log (a
+    mapped task's logs are one folder deeper, under ``map_index=N``)."""
     starts = []
     for dag_id, run_id in runs.items():
-        for path in (task_logs / f"dag_id={dag_id}" / f"run_id={run_id}").glob("task_id=*/attempt=*.log.trigger.*.log"):
+        for path in (task_logs / f"dag_id={dag_id}" / f"run_id={run_id}").glob("task_id=*/**/attempt=*.log.trigger.*.log"):
             with path.open() as log:
                 first = log.readline()
             try:
