@@ -126,6 +126,8 @@ class AgentInvocation(_Contract):
     log_prompts: bool = False
     fan_out: FanOut | None = None
     fan_out_upstream: tuple[str, ...] = Field((), description="upstream agents that fan out: their output is a list")
+    max_parallel_agents: int | None = Field(
+        None, ge=1, description="the workflow's cap on one run's agents at once; None when the run cannot reach it")
 
     @property
     def model(self) -> str:

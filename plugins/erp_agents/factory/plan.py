@@ -1,8 +1,8 @@
 """Workflow -> plan: plain data describing the DAG (tasks, groups, edges, Airflow settings).
 
 Maps the seed's fields onto Airflow's: priority -> priority_weight, RetryPolicy -> retries and
-backoff, timeout -> execution_timeout, max_parallel_agents -> max_active_tasks, Workflow.timeout
--> dagrun_timeout, module -> TaskGroup and tag. Each agent task gets its ``AgentInvocation``, the
+backoff, timeout -> execution_timeout, max_parallel_agents -> max_active_tasks (and the agents'
+own run-scoped slots, ``limits.agent_slots``), Workflow.timeout -> dagrun_timeout, module -> TaskGroup and tag. Each agent task gets its ``AgentInvocation``, the
 typed hand-off to the trigger. Task ids are built here and nowhere else. No Airflow import, no I/O.
 """
 
@@ -13,6 +13,7 @@ from typing import Any
 
 from erp_agents.contracts import AgentInvocation, Budgets, FanOut, SummaryAgent, SummaryPlan
 from erp_agents.spec.graph import AgentGraph, build_graph
+from erp_agents.limits.agent_slots import cap_to_enforce
 from erp_agents.limits.pools import pool_for
 from erp_agents.spec.models import (
     Agent,
@@ -75,7 +76,7 @@ class AgentTaskPlan:
     retry_delay_s: float
     retry_exponential_backoff: float
     max_retry_delay_s: float
-    execution_timeout_s: float
+    execution_timeout_s: float | None
     pool: str | None
     trigger_rule: str  # all_success, or all_done for on_upstream_failure: run
     invocation: AgentInvocation
@@ -159,6 +160,7 @@ def _invocation(
         log_prompts=engine.monitor_config.log_prompts,
         fan_out=_fan_out(agent),
         fan_out_upstream=fan_out_upstream,
+        max_parallel_agents=cap_to_enforce(workflow.agents, workflow.max_parallel_agents),
     )
 
 
@@ -182,6 +184,15 @@ def _doc_md(workflow: Workflow, graph: AgentGraph, source: str | None) -> str:
     for i, level in enumerate(graph.levels):
         lines.append(f"| {i} | " + ", ".join(f"`{task_id_for(by_name[n])}`" for n in level) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _execution_timeout_s(agent: Agent, workflow: Workflow) -> float | None:
+    """Airflow's backstop behind the agent's own timeout, which the agent enforces itself with the
+    reason. Under a ``max_parallel_agents`` cap the wait for a slot comes first and is not part of the
+    agent's timeout (``limits.agent_slots``), so the backstop is the workflow's timeout, or none."""
+    if cap_to_enforce(workflow.agents, workflow.max_parallel_agents) is None:
+        return agent.timeout + TASK_TIMEOUT_GRACE_S
+    return workflow.timeout + TASK_TIMEOUT_GRACE_S if workflow.timeout else None
 
 
 def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source: str | None = None) -> DagPlan:
@@ -208,8 +219,7 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
                 retry_delay_s=policy.base_delay,
                 retry_exponential_backoff=_airflow_backoff(policy),
                 max_retry_delay_s=policy.max_delay,
-                # The agent ends itself at its timeout with the reason; Airflow's timeout is the backstop.
-                execution_timeout_s=agent.timeout + TASK_TIMEOUT_GRACE_S,
+                execution_timeout_s=_execution_timeout_s(agent, workflow),
                 pool=agent.pool or pool_for(provider_name, engine),
                 trigger_rule="all_done" if agent.on_upstream_failure == "run" else "all_success",
                 invocation=_invocation(agent, workflow, engine, upstream, fan_out_upstream),

@@ -78,7 +78,7 @@ def _agent_settings(task: AgentTaskPlan) -> dict[str, Any]:
         "retry_delay": timedelta(seconds=task.retry_delay_s),
         "retry_exponential_backoff": task.retry_exponential_backoff,
         "max_retry_delay": timedelta(seconds=task.max_retry_delay_s),
-        "execution_timeout": timedelta(seconds=task.execution_timeout_s),
+        "execution_timeout": timedelta(seconds=task.execution_timeout_s) if task.execution_timeout_s is not None else None,
         "pool": task.pool,
         "trigger_rule": task.trigger_rule,
         "doc_md": task.agent.description or None,

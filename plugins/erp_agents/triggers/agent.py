@@ -32,6 +32,7 @@ from erp_agents.contracts import (
 )
 from erp_agents.costs.record import CostRecord
 from erp_agents.exceptions import AgentRunError, is_permanent
+from erp_agents.limits.agent_slots import agent_slot
 from erp_agents.monitoring import metrics
 from erp_agents.monitoring.outcome import merged_record
 from erp_agents.xcom import apull_agent_outputs, apull_chunk, apush_cost_record, failure_xcoms, success_xcoms
@@ -124,7 +125,8 @@ class AgentTrigger(BaseTrigger):
             if upstream is None:
                 upstream = await apull_agent_outputs(run, self.invocation.upstream, self.invocation.fan_out_upstream)
             prompt: list[str] = []
-            output = await run_agent(self.invocation, run, upstream, record, log=self.log, prompt_out=prompt)
+            async with agent_slot(self.invocation, run, log=self.log):
+                output = await run_agent(self.invocation, run, upstream, record, log=self.log, prompt_out=prompt)
         except asyncio.CancelledError:
             record.status, record.error = "cancelled", "the run was cancelled (timeout or task killed)"
             await self._report_cancelled(run, record)
@@ -168,7 +170,8 @@ class AgentTrigger(BaseTrigger):
             upstream = self.upstream_outputs
             if upstream is None:
                 upstream = await apull_agent_outputs(run, self.invocation.upstream, self.invocation.fan_out_upstream)
-            items = await run_chunk(self.invocation, run, upstream, chunk, records, log=self.log)
+            async with agent_slot(self.invocation, run, log=self.log):
+                items = await run_chunk(self.invocation, run, upstream, chunk, records, log=self.log)
         except asyncio.CancelledError:
             record = merged_record(records, _record_for(self.invocation))
             record.status, record.error = "cancelled", "the run was cancelled (timeout or task killed)"
