@@ -64,6 +64,22 @@ def test_eight_independent_agents_overlap_and_fan_in(engine, sim):
     assert result.agent_results["combine"].output == last["response"]["choices"][0]["message"]["content"]
 
 
+def test_max_parallel_agents_holds_across_the_triggerers(engine, sim):
+    """Six independent agents under ``max_parallel_agents: 2``: the scheduler defers all six at once and
+    the triggerers start them, yet no more than two are ever at the server, in three waves."""
+    sim.reset()
+    agents = [_agent(f"capped_{i}") for i in range(6)]
+    workflow_id = engine.register_workflow(Workflow(name="embedded_capped", agents=agents, max_parallel_agents=2))
+
+    result = engine.execute_workflow(workflow_id)
+
+    assert result.status is WorkflowStatus.COMPLETED, result.reason
+    requests = sim.requests()
+    assert len(requests) == 6 and {r["status"] for r in requests} == {200}
+    assert peak_in_flight(requests) == 2
+    assert max(r["ts_end"] for r in requests) - min(r["ts_start"] for r in requests) >= 3 * LATENCY - 0.5
+
+
 def test_fan_out_chunks_start_in_the_triggerer_and_the_engine_returns_every_item(engine, sim):
     """26 open invoices in chunks of 5: the items step and six mapped tasks, each started by the scheduler
     in the triggerer (never on a worker), each chunk with its own share read by map index; under the default limit of 10 calls at
