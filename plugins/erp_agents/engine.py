@@ -26,6 +26,7 @@ from erp_agents.exceptions import ErpAgentsError
 from erp_agents.factory.plan import SUMMARY_TASK_ID
 from erp_agents.limits.pools import sync_pools
 from erp_agents.results import WorkflowResult
+from erp_agents.spec.digest import digest, digests_in
 from erp_agents.spec.models import EngineConfig, Workflow
 from erp_agents.stack.bundle_files import deploy_spec, spec_yaml
 from erp_agents.stack.deployment import Deployment
@@ -59,6 +60,7 @@ class OrchestrationEngine:
         home: str | Path | None = None,
         run_timeout: float | None = None,
     ) -> None:
+        self._config_given = config is not None or llm_client is not None
         config = config or EngineConfig()
         self._conn_env: dict[str, str] = {}
         if llm_client is not None:
@@ -136,12 +138,13 @@ class OrchestrationEngine:
         """
         dag = dag_of(workflow, self.config, source or caller_file())
         expected = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
+        digests = deployed_digests(workflow, self.config)
         if self.deployment is not None:
             self._check_not_elsewhere(dag.dag_id)
             deploy_spec(self.deployment.layout, workflow, self.config)
-            self._wait_for_dag(dag.dag_id, expected)
+            self._wait_for_dag(dag.dag_id, expected, digests)
         else:
-            self._check_remote(workflow, dag.dag_id, expected)
+            self._check_remote(workflow, dag.dag_id, expected, digests)
         self._registered[dag.dag_id] = workflow
         return dag.dag_id
 
@@ -204,13 +207,14 @@ class OrchestrationEngine:
 
     # -- registration -------------------------------------------------------------------------
 
-    def _wait_for_dag(self, dag_id: str, expected: dict[str, list[str]]) -> None:
-        """Until the deployment's dag-processor has parsed the spec into the same tasks and edges."""
+    def _wait_for_dag(self, dag_id: str, expected: dict[str, list[str]], digests: tuple[str, str]) -> None:
+        """Until the deployment's dag-processor has parsed this very spec (its digests in the DAG's docs)
+        into the same tasks and edges: a changed spec with the same tasks must not run as the old one."""
         deadline = time.monotonic() + REGISTER_TIMEOUT_S
         asked_reparse = False
         while True:
             dag = self.api.dag(dag_id)
-            if dag is not None and self.api.dag_edges(dag_id) == expected:
+            if dag is not None and self._built_from(dag_id) == digests and self.api.dag_edges(dag_id) == expected:
                 return
             if dag is not None and not asked_reparse:
                 self.api.reparse(dag_id)
@@ -233,7 +237,14 @@ class OrchestrationEngine:
                 "itself instead of registering it again"
             )
 
-    def _check_remote(self, workflow: Workflow, dag_id: str, expected: dict[str, list[str]]) -> None:
+    def _built_from(self, dag_id: str) -> tuple[str, str] | None:
+        """The (workflow, engine config) digests the deployment's DAG was built from."""
+        return digests_in(self.api.get(f"/dags/{dag_id}/details").get("doc_md"))
+
+    def _check_remote(self, workflow: Workflow, dag_id: str, expected: dict[str, list[str]],
+                      digests: tuple[str, str]) -> None:
+        """The remote DAG must be built from this workflow; and from this engine config when one was
+        given (a config or a client), since the deployment builds it with its own and would ignore ours."""
         how = (f"deploy it: save the spec (erp_agents.engine.spec_yaml(workflow)) as dags/specs/{dag_id}.yaml in the "
                f"deployment's DAG bundle, wait for its dag-processor, then register again")
         if self.api.dag(dag_id) is None:
@@ -244,6 +255,18 @@ class OrchestrationEngine:
             raise ErpAgentsError(
                 f"DAG {dag_id!r} on {self.url} differs from this workflow (tasks missing there: {missing}, "
                 f"only there: {extra}, or other dependencies); {how}"
+            )
+        there = self._built_from(dag_id) or ("none", "none")
+        if there[0] != digests[0]:
+            raise ErpAgentsError(
+                f"DAG {dag_id!r} on {self.url} was built from another version of this workflow (spec digest "
+                f"{there[0]} there, {digests[0]} here: a prompt, limit, budget or other setting differs); {how}"
+            )
+        if self._config_given and there[1] != digests[1]:
+            raise ErpAgentsError(
+                f"DAG {dag_id!r} on {self.url} was built with another engine config (digest {there[1]} there, "
+                f"{digests[1]} here); a remote deployment builds its DAGs with its own engine config: give this "
+                "engine that same config, or none (no config and no llm_client) to use the deployment's as it is"
             )
         for provider in {a.llm_config.provider or self.config.default_provider for a in workflow.agents}:
             conn_id = self.config.providers[provider].conn_id if provider in self.config.providers else None
@@ -260,6 +283,11 @@ class OrchestrationEngine:
         except KeyError:
             known = ", ".join(sorted(self._registered)) or "none"
             raise KeyError(f"workflow {workflow_id!r} is not registered; registered: {known}") from None
+
+
+def deployed_digests(workflow: Workflow, config: EngineConfig) -> tuple[str, str]:
+    """The digests a deployment's DAG built from this workflow and engine config shows in its docs."""
+    return digest(workflow), digest(config)
 
 
 SDK_ENV = {"anthropic": "ANTHROPIC"}  # every other provider type speaks OpenAI's wire format

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from erp_agents.contracts import AgentInvocation, Budgets, FanOut, SummaryAgent, SummaryPlan
+from erp_agents.spec.digest import digest_line
 from erp_agents.spec.graph import AgentGraph, build_graph
 from erp_agents.limits.agent_slots import cap_to_enforce
 from erp_agents.limits.pools import pool_for
@@ -164,10 +165,11 @@ def _invocation(
     )
 
 
-def _doc_md(workflow: Workflow, graph: AgentGraph, source: str | None) -> str:
+def _doc_md(workflow: Workflow, engine: EngineConfig, graph: AgentGraph, source: str | None) -> str:
     lines = [f"# {workflow.name}", "", workflow.description or "", ""]
     if source:
         lines += [f"Spec: `{source}`", ""]
+    lines += [digest_line(workflow, engine), ""]
     if workflow.wait_for:
         lines += ["Runs after: " + ", ".join(f"`{w}`" for w in workflow.wait_for), ""]
     budget = f"${workflow.cost_budget:.2f}" if workflow.cost_budget else "none"
@@ -238,7 +240,7 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
         # it; Airflow's own run timeout stays as the backstop behind that.
         dagrun_timeout_s=workflow.timeout + RUN_TIMEOUT_GRACE_S if workflow.timeout else None,
         params=dict(workflow.params),
-        doc_md=_doc_md(workflow, graph, source),
+        doc_md=_doc_md(workflow, engine, graph, source),
         groups=groups,
         tasks=tuple(tasks),
         publishes=workflow_asset_uri(workflow.name),
