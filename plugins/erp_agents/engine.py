@@ -245,9 +245,15 @@ class OrchestrationEngine:
                 f"DAG {dag_id!r} on {self.url} differs from this workflow (tasks missing there: {missing}, "
                 f"only there: {extra}, or other dependencies); {how}"
             )
-        for provider in {a.llm_config.provider or self.config.default_provider for a in workflow.agents}:
-            conn_id = self.config.providers[provider].conn_id if provider in self.config.providers else None
-            if conn_id and not self.api.connection_exists(conn_id):
+        wanted: dict[str, str] = {}  # connection -> a provider that reads it; agents' own conn_ids too
+        for agent in workflow.agents:
+            provider = agent.llm_config.provider or self.config.default_provider
+            configured = self.config.providers.get(provider)
+            conn_id = agent.llm_config.conn_id or (configured.conn_id if configured else None)
+            if conn_id:
+                wanted.setdefault(conn_id, provider)
+        for conn_id, provider in sorted(wanted.items()):
+            if not self.api.connection_exists(conn_id):
                 raise ErpAgentsError(
                     f"connection {conn_id!r} (provider {provider!r}) does not exist on {self.url}: create it there "
                     "(Admin > Connections, `airflow connections add`, or its secrets backend); keys given to a client "
