@@ -178,6 +178,7 @@ class AgentSucceeded(_Contract):
     cost_record: CostRecord
     transcript: Transcript | None = None
     items: list[ItemResult] | None = None  # a fan-out chunk: one result per item, in item order
+    transcripts: list[ItemTranscript] | None = None  # a fan-out chunk's, when kept: one per item that succeeded
 
 
 class Transcript(_Contract):
@@ -187,6 +188,13 @@ class Transcript(_Contract):
     prompt: str
     output: str
     truncated: bool = False
+
+
+class ItemTranscript(Transcript):
+    """One fan-out item's transcript: a chunk keeps one per item that succeeded, in its own XCom (not in
+    the ``items`` XCom, which the run summary reads whole)."""
+
+    index: int
 
 
 class AgentFailed(_Contract):

@@ -268,9 +268,15 @@ class OrchestrationEngine:
                 f"{digests[1]} here); a remote deployment builds its DAGs with its own engine config: give this "
                 "engine that same config, or none (no config and no llm_client) to use the deployment's as it is"
             )
-        for provider in {a.llm_config.provider or self.config.default_provider for a in workflow.agents}:
-            conn_id = self.config.providers[provider].conn_id if provider in self.config.providers else None
-            if conn_id and not self.api.connection_exists(conn_id):
+        wanted: dict[str, str] = {}  # connection -> a provider that reads it; agents' own conn_ids too
+        for agent in workflow.agents:
+            provider = agent.llm_config.provider or self.config.default_provider
+            configured = self.config.providers.get(provider)
+            conn_id = agent.llm_config.conn_id or (configured.conn_id if configured else None)
+            if conn_id:
+                wanted.setdefault(conn_id, provider)
+        for conn_id, provider in sorted(wanted.items()):
+            if not self.api.connection_exists(conn_id):
                 raise ErpAgentsError(
                     f"connection {conn_id!r} (provider {provider!r}) does not exist on {self.url}: create it there "
                     "(Admin > Connections, `airflow connections add`, or its secrets backend); keys given to a client "

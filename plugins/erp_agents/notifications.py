@@ -4,7 +4,8 @@ A workflow's ``notifications`` names targets per event; ``callbacks_for(workflow
 notifier objects for them, which render wires in as Airflow callbacks:
 
 * ``agent_on_failure_callback``: the agent tasks' ``on_failure_callback`` (an agent ran out of
-  retries: in-call and task retries both spent, or a permanent error);
+  retries: in-call and task retries both spent, or a permanent error), and through ``for_agent``
+  a fan-out agent's items step's (its source was refused: the agent's chunk tasks never run);
 * ``dag_on_failure_callback``: the DAG's ``on_failure_callback`` (the run failed: a critical
   agent, the budget or the timeout ended it);
 * ``on_partial``: sent by ``workflow_summary`` through ``notify_partial`` when the run completed
@@ -165,6 +166,24 @@ def callbacks_for(spec: Notifications | None) -> WorkflowCallbacks:
         dag_on_failure_callback=[notifier_for(n, "run_failure") for n in spec.on_run_failure],
         on_partial=[notifier_for(n, "partial") for n in spec.on_partial],
     )
+
+
+class AgentStepNotifier:
+    """An agent's failure notifier on a task of the agent that is not its agent task (a fan-out's
+    items step, whose failure leaves the chunk tasks ``upstream_failed``, which no callback sees).
+    The notice is the agent failure's own; ``failed_agents`` names the agent, ``task_id`` the step."""
+
+    def __init__(self, notifier: BaseNotifier, agent_task_id: str) -> None:
+        self.notifier = notifier
+        self.agent_task_id = agent_task_id
+
+    def __call__(self, context: Mapping[str, Any]) -> None:
+        self.notifier({**context, FAILED_AGENTS_KEY: [self.agent_task_id]})
+
+
+def for_agent(notifiers: Iterable[BaseNotifier], agent_task_id: str) -> list[AgentStepNotifier]:
+    """The ``agent_on_failure_callback`` notifiers for a step of agent ``agent_task_id``."""
+    return [AgentStepNotifier(notifier, agent_task_id) for notifier in notifiers]
 
 
 def notify_partial(notifiers: Iterable[BaseNotifier], context: Mapping[str, Any],

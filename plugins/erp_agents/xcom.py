@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from erp_agents.contracts import (
     AgentOutput,
     ItemResult,
+    ItemTranscript,
     RunContext,
     RunOutputs,
     RunSummary,
@@ -131,13 +132,15 @@ def run_outputs_from_xcom(value: Any) -> dict[str, Any]:
 
 
 def success_xcoms(
-    output: AgentOutput, record: CostRecord, transcript: Transcript | None = None,
+    output: AgentOutput, record: CostRecord, transcript: Transcript | list[ItemTranscript] | None = None,
     items: list[ItemResult] | None = None,
 ) -> dict[str, Any]:
-    """What a successful agent task pushes: its answer, its cost record and, if kept, its transcript;
-    a fan-out chunk adds its per-item results."""
+    """What a successful agent task pushes: its answer, its cost record and, if kept, its transcript
+    (a fan-out chunk's: one per item that succeeded); a fan-out chunk adds its per-item results."""
     values: dict[str, Any] = {RETURN_VALUE_KEY: output.model_dump(mode="json"), COST_XCOM_KEY: record.to_dict()}
-    if transcript is not None:
+    if isinstance(transcript, list):
+        values[TRANSCRIPT_XCOM_KEY] = [kept.model_dump(mode="json") for kept in transcript]
+    elif transcript is not None:
         values[TRANSCRIPT_XCOM_KEY] = transcript.model_dump(mode="json")
     if items is not None:
         values[ITEMS_XCOM_KEY] = [item.model_dump(mode="json") for item in items]

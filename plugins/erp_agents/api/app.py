@@ -89,7 +89,9 @@ async def _answer(coro: Any) -> Any:
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="erp-agents", description="Status, metrics and dashboard of erp-agents workflows")
+    # FastAPI's own /openapi.json, /docs and /redoc would be served with no auth: none of them.
+    app = FastAPI(title="erp-agents", description="Status, metrics and dashboard of erp-agents workflows",
+                  docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/api/status", dependencies=[read_dags])
     async def get_status(

@@ -10,7 +10,7 @@ from airflow.sdk import DAG, Asset, TaskGroup
 from erp_agents.costs.record import CostRecord
 from erp_agents.exceptions import GraphError, SpecError, SpecProblem
 from erp_agents.factory.plan import SUMMARY_TASK_ID, AgentTaskPlan, DagPlan, plan_workflow
-from erp_agents.notifications import callbacks_for
+from erp_agents.notifications import callbacks_for, for_agent
 from erp_agents.operators.agent import LLMAgentOperator
 from erp_agents.operators.for_each import ForEachItemsOperator
 from erp_agents.operators.summary import WorkflowSummaryOperator
@@ -50,7 +50,8 @@ def render_dag(plan: DagPlan) -> DAG:
                     task_id=task.local_id, task_group=groups[task.group_id], invocation=task.invocation, **settings
                 )
                 continue
-            items = items_steps[task.task_id] = _items_step(task, groups[task.group_id])
+            items = items_steps[task.task_id] = _items_step(
+                task, groups[task.group_id], for_agent(callbacks["agent_on_failure_callback"], task.task_id))
             # One mapped task per chunk, each started in the triggerer like any agent.
             operators[task.task_id] = LLMAgentOperator.chunk_tasks(
                 items=items.output, items_task_id=items.task_id, invocation=task.invocation.to_json(),
@@ -85,7 +86,9 @@ def _agent_settings(task: AgentTaskPlan) -> dict[str, Any]:
     }
 
 
-def _items_step(task: AgentTaskPlan, group: TaskGroup) -> ForEachItemsOperator:
+def _items_step(task: AgentTaskPlan, group: TaskGroup, on_failure: list[Any]) -> ForEachItemsOperator:
+    """The items step; a refused source notifies ``on_agent_failure`` here, as the chunk tasks then
+    end ``upstream_failed`` and fire no callback."""
     invocation = task.invocation
     assert invocation.fan_out is not None and task.items_local_id is not None
     source = invocation.fan_out.agent
@@ -101,6 +104,7 @@ def _items_step(task: AgentTaskPlan, group: TaskGroup) -> ForEachItemsOperator:
         priority_weight=task.priority_weight,
         weight_rule="absolute",
         trigger_rule=task.trigger_rule,
+        on_failure_callback=on_failure or None,
         doc_md=f"Resolves the items of `{task.task_id}` and cuts them into chunks.",
     )
 

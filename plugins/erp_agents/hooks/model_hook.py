@@ -56,12 +56,16 @@ async def mask_connection_secrets(conn: Any) -> None:
 
 
 class AgentModelHook(BaseHook):
-    """Builds the pydantic-ai model for one provider entry of the EngineConfig."""
+    """Builds the pydantic-ai model for one provider entry of the EngineConfig.
 
-    def __init__(self, provider: ProviderConfig, **kwargs: Any) -> None:
+    ``conn_id`` is the agent's own connection (``llm_config.conn_id``), read as the provider's type;
+    without one, the provider's. Connections, clients and models are cached per connection id, so
+    agents on different connections (accounts, keys) never share a client."""
+
+    def __init__(self, provider: ProviderConfig, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.provider = provider
-        self.conn_id: str = provider.conn_id
+        self.conn_id: str = conn_id or provider.conn_id
 
     @asynccontextmanager
     async def model(self, model: str) -> AsyncIterator[Model]:

@@ -140,9 +140,10 @@ class Metrics:
         self._ledger = source
 
     def _ledger_totals(self) -> Sequence[LedgerTotal]:
-        """One ledger read per scrape, shared by the three observable counters."""
+        """One ledger read per scrape, shared by the three observable counters; none when disabled,
+        so ``MonitorConfig.enabled: false`` serves no ledger totals and costs no ledger query."""
         with self._ledger_lock:
-            if self._ledger is None:
+            if self._ledger is None or not self.enabled:
                 return ()
             if self._ledger_cache[0] != self._scrape:
                 self._ledger_cache = (self._scrape, self._ledger())

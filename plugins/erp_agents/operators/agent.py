@@ -116,6 +116,9 @@ class LLMAgentOperator(BaseOperator):
         if not isinstance(typed, AgentFailed):
             if typed.transcript is not None:
                 context["ti"].xcom_push(key=TRANSCRIPT_XCOM_KEY, value=typed.transcript.model_dump(mode="json"))
+            if typed.transcripts is not None:  # a fan-out chunk's, one per item that succeeded
+                context["ti"].xcom_push(key=TRANSCRIPT_XCOM_KEY,
+                                        value=[kept.model_dump(mode="json") for kept in typed.transcripts])
             return typed.result.model_dump(mode="json")
         raise airflow_error(typed, self.task_id)
 

@@ -88,10 +88,13 @@ class ForEachItemsOperator(BaseOperator):
         self.upstream = dict(upstream or {})
         self.fan_out_upstream = tuple(fan_out_upstream)
         self.start_from_trigger = True
+        trigger_kwargs: dict[str, Any] = {"fan_out": self.fan_out.model_dump_json(), "record": record,
+                                          "upstream": self.upstream, "fan_out_upstream": list(self.fan_out_upstream)}
+        if self.on_failure_callback:  # as an agent task's: its failure callbacks get the error on the worker path
+            trigger_kwargs["end_failures_in_triggerer"] = False
         self.start_trigger_args = StartTriggerArgs(
             trigger_cls=ITEMS_TRIGGER,
-            trigger_kwargs={"fan_out": self.fan_out.model_dump_json(), "record": record, "upstream": self.upstream,
-                            "fan_out_upstream": list(self.fan_out_upstream)},
+            trigger_kwargs=trigger_kwargs,
             next_method="execute_complete",
             next_kwargs=None,
             timeout=None,
@@ -101,7 +104,8 @@ class ForEachItemsOperator(BaseOperator):
         return resolve_items(self.fan_out, self.record, self.upstream, self.fan_out_upstream, context["ti"], self.log)
 
     def execute_complete(self, context: Any, event: Any = None) -> list[dict[str, Any]]:
-        """The items trigger ends its task itself; should one ever hand back, resolve here instead."""
+        """The items trigger ends its task itself, except a failure of a step with failure callbacks:
+        resolved again here, it fails on the worker, whose callbacks get the error in their context."""
         return self.execute(context)
 
 

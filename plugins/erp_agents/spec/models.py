@@ -76,7 +76,11 @@ class LLMConfig(_Spec):
 
     model: str = Field(min_length=1)
     provider: str | None = None
-    conn_id: str | None = None
+    conn_id: str | None = Field(
+        None, min_length=1,
+        description="The agent's own Airflow connection (another account or key), read as its "
+        "provider's type; the provider's conn_id when unset.",
+    )
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, gt=0)
     top_p: float | None = Field(None, gt=0, le=1)

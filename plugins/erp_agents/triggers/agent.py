@@ -26,6 +26,7 @@ from erp_agents.contracts import (
     AgentSucceeded,
     ItemChunk,
     ItemResult,
+    ItemTranscript,
     RunContext,
     Transcript,
     load_contract,
@@ -170,8 +171,10 @@ class AgentTrigger(BaseTrigger):
             upstream = self.upstream_outputs
             if upstream is None:
                 upstream = await apull_agent_outputs(run, self.invocation.upstream, self.invocation.fan_out_upstream)
+            transcripts: list[ItemTranscript] | None = [] if self.invocation.log_prompts else None
             async with agent_slot(self.invocation, run, log=self.log):
-                items = await run_chunk(self.invocation, run, upstream, chunk, records, log=self.log)
+                items = await run_chunk(self.invocation, run, upstream, chunk, records, log=self.log,
+                                        transcripts=transcripts)
         except asyncio.CancelledError:
             record = merged_record(records, _record_for(self.invocation))
             record.status, record.error = "cancelled", "the run was cancelled (timeout or task killed)"
@@ -185,9 +188,10 @@ class AgentTrigger(BaseTrigger):
                            exc_info=not is_expected(exc))
             yield self._failed(AgentFailed(error_type=type(error).__name__, message=str(error), cost_record=record))
             return
-        yield self._chunk_event(items, records, time.monotonic() - started)
+        yield self._chunk_event(items, records, time.monotonic() - started, transcripts)
 
-    def _chunk_event(self, items: list[ItemResult], records: list[CostRecord], duration_s: float) -> TriggerEvent:
+    def _chunk_event(self, items: list[ItemResult], records: list[CostRecord], duration_s: float,
+                     transcripts: list[ItemTranscript] | None = None) -> TriggerEvent:
         assert self.invocation is not None
         record = merged_record(records, _record_for(self.invocation))
         failed = [i for i in items if i.status == "failed"]
@@ -203,8 +207,9 @@ class AgentTrigger(BaseTrigger):
         _record_agent(record, duration_s, "success")
         result = AgentOutput(output=[i.output for i in items], agent=record.agent, model=record.model)
         if self.end_in_triggerer:
-            return TaskSuccessEvent(xcoms=success_xcoms(result, record, None, items))
-        return TriggerEvent(AgentSucceeded(result=result, cost_record=record, items=items).model_dump(mode="json"))
+            return TaskSuccessEvent(xcoms=success_xcoms(result, record, transcripts, items))
+        return TriggerEvent(AgentSucceeded(result=result, cost_record=record, items=items,
+                                           transcripts=transcripts).model_dump(mode="json"))
 
     def _failed(self, failed: AgentFailed) -> TriggerEvent:
         """Where a failed agent ends. In the triggerer, with no worker process, whenever Airflow's own
@@ -258,6 +263,11 @@ def transcript(prompt: str, output: Any) -> Transcript:
     prompt, answer = mask(prompt), mask(answer)
     truncated = len(prompt) > TRANSCRIPT_CAP or len(answer) > TRANSCRIPT_CAP
     return Transcript(prompt=prompt[:TRANSCRIPT_CAP], output=answer[:TRANSCRIPT_CAP], truncated=truncated)
+
+
+def item_transcript(index: int, prompt: str, output: Any) -> ItemTranscript:
+    """A fan-out item's transcript: as ``transcript``, with the item's index in the whole list."""
+    return ItemTranscript(index=index, **transcript(prompt, output).model_dump(exclude={"schema_version"}))
 
 
 def _record_agent(record: CostRecord, duration_s: float, state: str) -> None:

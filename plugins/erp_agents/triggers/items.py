@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskFailedEvent, TriggerEvent
 
 from erp_agents.contracts import FanOut, load_contract
 from erp_agents.triggers.summary import TriggererRunReader, end_step
@@ -40,13 +40,17 @@ class ItemsTrigger(BaseTrigger):
     """Resolve a fan-out's items in the triggerer; kwargs mirror ``ForEachItemsOperator``'s."""
 
     def __init__(self, *, fan_out: str, record: dict[str, Any], upstream: dict[str, str],
-                 fan_out_upstream: list[str]) -> None:
+                 fan_out_upstream: list[str], end_failures_in_triggerer: bool = True) -> None:
         super().__init__()
         self.fan_out, self.record, self.upstream, self.fan_out_upstream = fan_out, record, upstream, fan_out_upstream
+        self.end_failures_in_triggerer = end_failures_in_triggerer
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {"fan_out": self.fan_out, "record": self.record, "upstream": self.upstream,
-                           "fan_out_upstream": self.fan_out_upstream}
+        kwargs: dict[str, Any] = {"fan_out": self.fan_out, "record": self.record, "upstream": self.upstream,
+                                  "fan_out_upstream": self.fan_out_upstream}
+        if not self.end_failures_in_triggerer:  # only steps with failure callbacks carry it
+            kwargs["end_failures_in_triggerer"] = False
+        return CLASSPATH, kwargs
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from erp_agents.operators.for_each import resolve_items
@@ -62,4 +66,9 @@ class ItemsTrigger(BaseTrigger):
             reader.xcom_push(key=RETURN_VALUE_KEY, value=chunks, mapped_length=len(chunks))
 
         # A refused source raises AirflowFailException: its cost record is written, the task fails.
-        yield await end_step(resolve, reader, self.log, "the items step could not resolve its items")
+        event = await end_step(resolve, reader, self.log, "the items step could not resolve its items")
+        if isinstance(event, TaskFailedEvent) and not self.end_failures_in_triggerer:
+            # The step has failure callbacks (on_agent_failure): it fails on the worker, where they get
+            # the error, as an agent task's do (``execute_complete`` resolves again and raises).
+            event = TriggerEvent({"status": "error"})
+        yield event

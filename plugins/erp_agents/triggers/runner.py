@@ -163,7 +163,8 @@ async def _run_agent(
     tool_names = {tool.name for tool in tools}
     if extra_context is None:  # a fan-out chunk says it once for all its items (``run_chunk``)
         announce(invocation, tool_names, log)
-    async with AgentModelHook(provider).model(invocation.model) as provider_model:
+    hook = AgentModelHook(provider, conn_id=agent.llm_config.conn_id)  # the agent's connection, if set
+    async with hook.model(invocation.model) as provider_model:
         model = GovernedModel(
             provider_model,
             record=record,

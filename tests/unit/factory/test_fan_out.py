@@ -9,7 +9,7 @@ from erp_agents.exceptions import PermanentAgentError
 from erp_agents.factory.plan import plan_workflow
 from erp_agents.factory.render import render_dag
 from erp_agents.operators.for_each import checked_items, chunks_of
-from erp_agents.spec.models import Agent, ForEach, LLMConfig, Workflow
+from erp_agents.spec.models import Agent, ForEach, LLMConfig, Notifications, NotifierSpec, Workflow
 
 LLM = LLMConfig(model="gpt-4o-mini")
 
@@ -112,7 +112,7 @@ def test_the_items_step_keeps_each_chunk_alone_and_the_sizes():
     assert [ti.pushed[chunk_key(i)] for i in range(3)] == chunks
 
 
-def _run_items_trigger(monkeypatch, fan_out: ForEach):
+def _run_items_trigger(monkeypatch, fan_out: ForEach, dag=None):
     """The items step's own trigger, its XCom writes kept instead of sent."""
     import asyncio
     from types import SimpleNamespace
@@ -122,7 +122,8 @@ def _run_items_trigger(monkeypatch, fan_out: ForEach):
     pushed: dict = {}
     monkeypatch.setattr(WritingRunReader, "xcom_push",
                         lambda self, *, key, value, mapped_length=None: pushed.update({key: (value, mapped_length)}))
-    step = render_dag(plan_workflow(_wf(for_each=fan_out, chunk_size=10, max_items=30))).get_task("finance.reviewer__items")
+    dag = dag or render_dag(plan_workflow(_wf(for_each=fan_out, chunk_size=10, max_items=30)))
+    step = dag.get_task("finance.reviewer__items")
     assert step.start_from_trigger is True
     trigger = ItemsTrigger(**step.start_trigger_args.trigger_kwargs)
     trigger.task_instance = SimpleNamespace(dag_id="wf", run_id="r", task_id="finance.reviewer__items", task=None)
@@ -153,3 +154,54 @@ def test_in_the_triggerer_a_refused_source_fails_the_step_with_its_reason(monkey
     assert isinstance(event, TaskFailedEvent) and RETURN_VALUE_KEY not in pushed
     record, _ = pushed[COST_XCOM_KEY]
     assert record["status"] == "failed" and "finance.no_such_tool" in record["error"]
+
+
+def _notified_wf(for_each: ForEach) -> Workflow:
+    wf = _wf(for_each=for_each, chunk_size=10, max_items=30)
+    return wf.model_copy(update={"notifications": Notifications(
+        on_agent_failure=[NotifierSpec(type="webhook", url="http://hooks.test/agent")])})
+
+
+def test_a_failed_items_step_notifies_on_agent_failure_naming_the_agent(monkeypatch):
+    """The chunk tasks of a refused source end upstream_failed, which fires no callback: the step notifies."""
+    from types import SimpleNamespace
+
+    from erp_agents import notifications
+
+    dag = render_dag(plan_workflow(_notified_wf(ForEach(tool="finance.list_open_invoices"))))
+    agent_callbacks = dag.get_task("finance.reviewer").partial_kwargs["on_failure_callback"]
+    step_callbacks = dag.get_task("finance.reviewer__items").on_failure_callback
+    assert len(step_callbacks) == len(agent_callbacks) == 1
+    assert step_callbacks[0].notifier is agent_callbacks[0]  # the same notifier as the agent's tasks
+    quiet = render_dag(plan_workflow(_wf(for_each=ForEach(tool="finance.list_open_invoices"))))
+    assert not quiet.get_task("finance.reviewer__items").on_failure_callback  # no notifications, no callback
+
+    sent = []
+    monkeypatch.setattr(notifications.httpx, "post", lambda url, json, headers, timeout: sent.append(json)
+                        or SimpleNamespace(raise_for_status=lambda: None))
+    ti = SimpleNamespace(dag_id="wf", run_id="r1", task_id="finance.reviewer__items", map_index=-1, try_number=1)
+    step_callbacks[0]({"dag_run": SimpleNamespace(dag_id="wf", run_id="r1"), "ti": ti,
+                       "exception": RuntimeError("for_each of agent 'reviewer': tool 'finance.x': unknown")})
+    [payload] = sent
+    assert (payload["event"], payload["task_id"], payload["failed_agents"]) == (
+        "agent_failure", "finance.reviewer__items", ["finance.reviewer"])
+    assert "tool 'finance.x'" in payload["error"]
+
+
+def test_with_failure_callbacks_a_refused_source_fails_on_the_worker_path(monkeypatch):
+    """As an agent task's, the step's callbacks get the error: the trigger hands the failure back."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from airflow.triggers.base import TaskFailedEvent, TriggerEvent
+
+    dag = render_dag(plan_workflow(_notified_wf(ForEach(tool="finance.no_such_tool"))))
+    step = dag.get_task("finance.reviewer__items")
+    assert step.start_trigger_args.trigger_kwargs["end_failures_in_triggerer"] is False
+    [event], _ = _run_items_trigger(monkeypatch, ForEach(tool="finance.no_such_tool"), dag)
+    assert type(event) is TriggerEvent and not isinstance(event, TaskFailedEvent)
+
+    class TI:
+        def xcom_push(self, *, key, value):
+            pass
+
+    with pytest.raises(AirflowFailException, match="finance.no_such_tool"):
+        step.execute_complete({"ti": TI()}, event.payload)

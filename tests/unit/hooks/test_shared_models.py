@@ -131,3 +131,24 @@ def test_concurrent_agents_get_answers_over_shared_pools(monkeypatch: pytest.Mon
         outputs = asyncio.run(scenario())
         assert len(outputs) == 80 and all(outputs)
         assert len(sim.requests()) == 80
+
+
+def test_an_agent_connection_gets_its_own_client_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two agents of one provider on two connections (accounts) never share a client."""
+    monkeypatch.setattr(model_hook, "POOL_SHARDS", 1)
+    set_connection(monkeypatch, "http://127.0.0.1:9/v1", key="sk-provider-key-333333")
+    set_connection(monkeypatch, "http://127.0.0.1:9/v1", key="sk-agent-key-444444", conn_id="team_b_openai")
+    provider = ProviderConfig(type="openai", conn_id="sim_openai")
+
+    async def scenario():
+        async with AgentModelHook(provider).model("gpt-4o-mini") as default:
+            pass
+        async with AgentModelHook(provider, conn_id="team_b_openai").model("gpt-4o-mini") as own:
+            pass
+        return default, own
+
+    default, own = asyncio.run(scenario())
+    assert AgentModelHook(provider, conn_id="team_b_openai").conn_id == "team_b_openai"
+    assert AgentModelHook(provider, conn_id=None).conn_id == "sim_openai"
+    assert own is not default and own.client is not default.client
+    assert (default.client.api_key, own.client.api_key) == ("sk-provider-key-333333", "sk-agent-key-444444")

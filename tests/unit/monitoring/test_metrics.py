@@ -133,3 +133,20 @@ def test_ledger_totals_cover_every_process(tmp_path: Path) -> None:
     assert re.search(
         r'erp_agents_ledger_tokens_total\{.*direction="output".*\} 4\.0', m.prometheus_text().decode()
     )
+
+
+def test_disabled_metrics_serve_no_ledger_totals_and_read_no_ledger() -> None:
+    reads = []
+
+    def source() -> list[LedgerTotal]:
+        reads.append(1)
+        return [LedgerTotal("erp", "Finance", "gpt-4o-mini", "openai", 2, 20, 4, 0.004)]
+
+    off = Metrics(prefix="quiet_ledger", enabled=False)
+    off.observe_ledger(source)
+    assert not [key for key in _samples(off) if key[0].startswith("quiet_ledger_ledger_")]
+    assert reads == []
+    on = Metrics(prefix="loud_ledger")
+    on.observe_ledger(source)
+    assert _samples(on)[_key("loud_ledger_ledger_requests_total", **{**LABELS, "workflow": "erp"})] == 2
+    assert reads == [1]
