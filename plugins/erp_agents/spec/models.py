@@ -138,7 +138,7 @@ class Agent(_Spec):
     on_upstream_failure: Literal["skip", "run"] = Field(
         "skip",
         description="When an upstream agent failed (partial completion): skip this agent, or run it with "
-        "the missing input rendered as `agents.<name>.failed` true and `output` null.",
+        "the failed upstream rendered as `agents.<name>.missing` true and `output` null.",
     )
     retry_policy: RetryPolicy | None = None
     output_schema: dict[str, Any] | None = None
