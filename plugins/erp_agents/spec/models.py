@@ -165,6 +165,15 @@ class Agent(_Spec):
             raise ValueError("for_each.agent cannot be the agent itself")
         return self
 
+    @model_validator(mode="after")
+    def _one_retry_count(self) -> Agent:
+        # With a retry_policy, the policy's own max_retries applies: an agent max_retries would be ignored.
+        # Its default value is let through: a dumped agent carries it and must load again.
+        default = type(self).model_fields["max_retries"].default
+        if self.retry_policy is not None and "max_retries" in self.model_fields_set and self.max_retries != default:
+            raise ValueError("give max_retries or retry_policy, not both: set retry_policy.max_retries instead")
+        return self
+
     @property
     def items_task_name(self) -> str:
         """The local task id of a fan-out agent's items step."""

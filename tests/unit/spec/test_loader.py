@@ -151,3 +151,10 @@ def test_prompt_file_symlink_leaving_its_folder_is_refused(tmp_path):
     text = VALID.replace("prompt_template: load", "prompt_file: innocent.md")
     with pytest.raises(SpecError, match="resolves outside its prompt folder"):
         load_spec_text(text, str(specs / "x.yaml"))
+
+
+def test_agent_max_retries_next_to_its_retry_policy_names_file_line_and_agent():
+    text = VALID.replace("prompt_template: load", "prompt_template: load\n    max_retries: 5\n    retry_policy: {max_retries: 2}")
+    assert _problems(text) == [
+        "specs/x.yaml:5:5: agents[0]: give max_retries or retry_policy, not both: set retry_policy.max_retries instead"
+    ]

@@ -126,3 +126,16 @@ def test_agent_cost_limit_above_workflow_budget_is_refused() -> None:
 def test_no_retry_means_one_attempt() -> None:
     assert RetryPolicy(strategy=RetryStrategy.NO_RETRY, max_retries=5).attempts == 1
     assert RetryPolicy(max_retries=2).attempts == 3
+
+
+@pytest.mark.parametrize("max_retries", [0, 7])
+def test_agent_max_retries_and_retry_policy_together_are_refused(max_retries: int) -> None:
+    with pytest.raises(ValidationError, match="give max_retries or retry_policy, not both"):
+        _agent(max_retries=max_retries, retry_policy=RetryPolicy(max_retries=1))
+    assert _agent(retry_policy=RetryPolicy(max_retries=1)).retry_policy.max_retries == 1
+    assert _agent(max_retries=max_retries).max_retries == max_retries
+
+
+def test_an_agent_with_a_retry_policy_dumped_whole_loads_again() -> None:
+    agent = _agent(retry_policy=RetryPolicy(max_retries=1))
+    assert Agent.model_validate(agent.model_dump(mode="json")) == agent
