@@ -203,10 +203,18 @@ class NotifierSpec(_Spec):
 
     @model_validator(mode="after")
     def _target_given(self) -> NotifierSpec:
-        if self.type == "smtp" and not self.to:
-            raise ValueError("an smtp notifier needs to: the recipient address")
-        if self.type == "webhook" and not (self.url or self.conn_id):
+        if self.type == "smtp":
+            if not self.to:
+                raise ValueError("an smtp notifier needs to: the recipient address")
+            if self.url is not None:
+                raise ValueError("url applies to a webhook notifier only; an smtp notifier sends through conn_id")
+            return self
+        if self.to is not None:
+            raise ValueError("to applies to an smtp notifier only; a webhook notifier posts to url or conn_id")
+        if not (self.url or self.conn_id):
             raise ValueError("a webhook notifier needs url or conn_id")
+        if self.url is not None and self.conn_id is not None:
+            raise ValueError("a webhook notifier takes url or conn_id, not both: url is posted to as is")
         return self
 
 
@@ -390,6 +398,16 @@ class ProviderConfig(_Spec):
     def _custom_needs_factory(self) -> ProviderConfig:
         if self.type == "custom" and not self.factory:
             raise ValueError("a custom provider needs factory: the name of a registered model provider")
+        if self.type != "custom" and self.factory is not None:
+            raise ValueError(f"factory applies to a custom provider only, not to type {self.type!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _openai_api_on_openai_wire(self) -> ProviderConfig:
+        # Only the OpenAI SDK models choose between chat and responses; "chat" (the default) is let
+        # through so a dumped config loads again.
+        if self.type not in ("openai", "openai_compatible") and self.openai_api != "chat":
+            raise ValueError(f"openai_api applies to openai and openai_compatible providers only, not to type {self.type!r}")
         return self
 
     def output_mode(self) -> Literal["native", "tool"]:

@@ -158,3 +158,9 @@ def test_agent_max_retries_next_to_its_retry_policy_names_file_line_and_agent():
     assert _problems(text) == [
         "specs/x.yaml:5:5: agents[0]: give max_retries or retry_policy, not both: set retry_policy.max_retries instead"
     ]
+
+
+def test_a_notifier_field_of_the_other_type_names_file_line_and_target():
+    text = VALID + "notifications:\n  on_partial:\n    - {type: smtp, to: ops@example.com, url: 'https://hooks.example/x'}\n"
+    assert _problems(text) == ["specs/x.yaml:16:7: notifications.on_partial[0]: url applies to a webhook notifier "
+                               "only; an smtp notifier sends through conn_id"]
