@@ -1,8 +1,9 @@
 """The spec format: pydantic models named as in the original engine's Python API.
 
 These models are the single validator for YAML specs, the lint command, the JSON Schema and the
-Python API. They do no I/O. Every model forbids unknown keys and is frozen, so a spec cannot be
-changed after it was validated.
+Python API. Their only I/O is reading an agent's ``prompt_file`` given in Python (the YAML loader
+reads it before). Every model forbids unknown keys and is frozen, so a spec cannot be changed
+after it was validated.
 """
 
 from __future__ import annotations
@@ -12,7 +13,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from erp_agents.spec.prompts import check_prompt_name, prompt_search_path, read_prompt
+
 SUPPORTED_VERSIONS = (1,)
+# Validation context key: the YAML loader has read every prompt_file into its agent's prompt_template.
+PROMPT_FILES_READ = "prompt_files_read"
 ITEMS_STEP_SUFFIX = "__items"  # a fan-out agent's items step is the task <agent>__items
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
@@ -126,7 +131,12 @@ class Agent(_Spec):
     description: str = ""
     llm_config: LLMConfig
     prompt_template: str = Field(min_length=1)
-    prompt_file: str | None = None
+    prompt_file: str | None = Field(
+        None,
+        exclude=True,  # a record of where prompt_template came from: dumps carry the template only
+        description="a file read into prompt_template (give one of the two), a relative path looked up next to "
+        "the spec (in Python: in the current directory), then in $ERP_AGENTS_PROMPT_PATH, then include/erp/prompts",
+    )
     system_prompt: str | None = None
     dependencies: tuple[str, ...] = ()
     tools: tuple[str | InlineTool, ...] = ()
@@ -148,6 +158,25 @@ class Agent(_Spec):
     )
     chunk_size: int = Field(50, ge=1, le=1000, description="items per mapped task (for_each)")
     max_items: int = Field(2000, ge=1, le=100_000, description="more items than this fail the agent (for_each)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prompt_from_file(cls, data: Any, info: ValidationInfo) -> Any:
+        """The Python API reads prompt_file as the YAML loader does, with the current directory in
+        place of the spec's folder; a template given as well would make the file ignored."""
+        if not isinstance(data, dict) or not isinstance(data.get("prompt_file"), str):
+            return data
+        if data.get("prompt_template") is not None:
+            if (info.context or {}).get(PROMPT_FILES_READ):
+                return data
+            raise ValueError("give prompt_template or prompt_file, not both")
+        name = data["prompt_file"]
+        try:
+            check_prompt_name(name)
+            template = read_prompt(name, prompt_search_path(None))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"prompt_file {name!r}: cannot read prompt file: {exc}") from None
+        return {**data, "prompt_template": template}
 
     @model_validator(mode="after")
     def _fan_out_fields(self) -> Agent:

@@ -31,10 +31,6 @@ for _dag in load_dags(Path(__file__).with_name({dag_id!r}), log=logging.getLogge
 def spec_yaml(spec: Workflow | EngineConfig) -> str:
     """The spec file text that loads back into an equal model (``kind``/``version`` first)."""
     data: dict[str, Any] = spec.model_dump(mode="json", exclude_defaults=True)
-    if isinstance(spec, Workflow):
-        for agent in data.get("agents", []):
-            if agent.get("prompt_template"):
-                agent.pop("prompt_file", None)  # already inlined into prompt_template
     kind = "Workflow" if isinstance(spec, Workflow) else "EngineConfig"
     return yaml.safe_dump({"kind": kind, "version": 1, **data}, sort_keys=False, allow_unicode=True)
 

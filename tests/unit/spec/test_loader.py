@@ -164,3 +164,8 @@ def test_a_notifier_field_of_the_other_type_names_file_line_and_target():
     text = VALID + "notifications:\n  on_partial:\n    - {type: smtp, to: ops@example.com, url: 'https://hooks.example/x'}\n"
     assert _problems(text) == ["specs/x.yaml:16:7: notifications.on_partial[0]: url applies to a webhook notifier "
                                "only; an smtp notifier sends through conn_id"]
+
+
+def test_prompt_file_next_to_prompt_template_names_file_line_and_field():
+    text = VALID.replace("prompt_template: load", "prompt_template: load\n    prompt_file: payroll_export.md")
+    assert _problems(text) == ["specs/x.yaml:9:5: agents[0].prompt_file: give prompt_template or prompt_file, not both"]

@@ -188,3 +188,35 @@ def test_an_engine_config_dumped_whole_loads_again() -> None:
     engine = EngineConfig(providers={"openai": ProviderConfig(), "anthropic": ProviderConfig(type="anthropic"),
                                      "rehearsal": ProviderConfig(type="custom", factory="dry_run")})
     assert EngineConfig.model_validate(engine.model_dump(mode="json")) == engine
+
+
+def test_prompt_file_and_prompt_template_together_are_refused_in_python() -> None:
+    with pytest.raises(ValidationError, match="give prompt_template or prompt_file, not both"):
+        Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_template="p", prompt_file="memo.md")
+
+
+def test_prompt_file_alone_is_read_from_the_current_directory(tmp_path, monkeypatch) -> None:
+    (tmp_path / "memo.md").write_text("Draft the memo for {{ params.period }}.")
+    monkeypatch.chdir(tmp_path)
+    agent = Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_file="memo.md")
+    assert agent.prompt_template == "Draft the memo for {{ params.period }}."
+    assert agent.prompt_file == "memo.md"
+    # A dump carries the template only, so it loads again without the file.
+    assert "prompt_file" not in agent.model_dump()
+    (tmp_path / "memo.md").unlink()
+    assert Agent.model_validate(agent.model_dump()).prompt_template == agent.prompt_template
+
+
+def test_prompt_file_alone_falls_back_to_the_project_prompts(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    agent = Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_file="payroll_export.md")
+    assert agent.prompt_template.startswith("You are the payroll accountant")
+
+
+@pytest.mark.parametrize(("name", "said"), [("absent.md", "'absent.md' not found in"),
+                                            ("../memo.md", "must be a relative path without '..'")])
+def test_an_unreadable_prompt_file_names_prompt_file(name: str, said: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match=f"prompt_file {name!r}: cannot read prompt file: .*{said}") as err:
+        Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_file=name)
+    assert "prompt_template" not in str(err.value)
