@@ -8,6 +8,7 @@ after it was validated.
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Any, Literal
 
@@ -262,7 +263,7 @@ class Workflow(_Spec):
     version: int = 1
     name: str = Field(pattern=NAME_PATTERN, max_length=200)
     description: str = ""
-    module: str = Field("Custom", pattern=NAME_PATTERN)
+    module: str = Field("Custom", pattern=NAME_PATTERN, description="the module of every agent that names none")
     agents: tuple[Agent, ...] = Field(min_length=1)
     max_parallel_agents: int = Field(10, ge=1)
     cost_budget: float | None = Field(None, gt=0)
@@ -277,6 +278,25 @@ class Workflow(_Spec):
         None, description="lowers the engine's limits for this workflow's agents; never raises them"
     )
     notifications: Notifications | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agents_inherit_module(cls, data: Any) -> Any:
+        """An agent without a module of its own is in the workflow's: its TaskGroup, task id, module
+        budget and metrics labels all follow."""
+        if not isinstance(data, dict) or not isinstance(data.get("agents"), (list, tuple)):
+            return data
+        module = data.get("module")
+        if not isinstance(module, str) or re.fullmatch(NAME_PATTERN, module) is None:
+            return data  # absent (agents keep the same default) or invalid (the field reports it)
+        agents: list[Any] = []
+        for agent in data["agents"]:
+            if isinstance(agent, dict) and "module" not in agent:
+                agent = {**agent, "module": module}
+            elif isinstance(agent, Agent) and "module" not in agent.model_fields_set:
+                agent = agent.model_copy(update={"module": module})
+            agents.append(agent)
+        return {**data, "agents": agents}
 
     @field_validator("cost_budget")
     @classmethod
