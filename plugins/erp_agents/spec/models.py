@@ -338,7 +338,7 @@ class Workflow(_Spec):
         return agents
 
 
-_RATE_FIELDS = ("requests_per_minute", "requests_per_hour", "requests_per_day", "tokens_per_minute",
+RATE_FIELDS = ("requests_per_minute", "requests_per_hour", "requests_per_day", "tokens_per_minute",
                 "tokens_per_day", "concurrent_requests")
 
 
@@ -356,14 +356,14 @@ class RateLimitConfig(_Spec):
         """Only the tiers written in the spec: a per-model or per-workflow block that names one tier must
         not bring the seed's defaults for the others with it."""
         return RateLimitConfig.model_validate({name: getattr(self, name) if name in self.model_fields_set else None
-                                               for name in _RATE_FIELDS})
+                                               for name in RATE_FIELDS})
 
     def tightest(self, other: RateLimitConfig | None) -> RateLimitConfig:
         """Field-wise minimum of the tiers ``other`` sets explicitly: what applies when both hold."""
         if other is None:
             return self
         merged: dict[str, int | None] = {}
-        for name in _RATE_FIELDS:
+        for name in RATE_FIELDS:
             mine = getattr(self, name)
             theirs = getattr(other, name) if name in other.model_fields_set else None
             merged[name] = theirs if mine is None else mine if theirs is None else min(mine, theirs)
@@ -372,7 +372,7 @@ class RateLimitConfig(_Spec):
     def raises_above(self, ceiling: RateLimitConfig) -> list[str]:
         """Fields where this config allows more than ``ceiling`` (a lower layer may only tighten)."""
         above = []
-        for name in _RATE_FIELDS:
+        for name in RATE_FIELDS:
             mine, limit = getattr(self, name), getattr(ceiling, name)
             if limit is not None and (mine is None or mine > limit):
                 above.append(name)
