@@ -45,10 +45,12 @@ class LLMClient:
         if "type" in configured.model_fields_set and configured.type != self.provider_type:
             raise ValueError(
                 f"providers.{self.provider_type}.type is {configured.type!r} in the engine config, but the "
-                f"{type(self).__name__} given as llm_client is {self.provider_type!r}: drop one or make them agree"
+                f"{type(self).__name__} given as llm_client is {self.provider_type!r}: "
+                "drop one or make them agree"
             )
         # Through a dump of the set fields, so the nested limits keep which tiers they name.
-        data = {**configured.model_dump(exclude_unset=True), "type": self.provider_type, "conn_id": self.connection_id}
+        data = {**configured.model_dump(exclude_unset=True),
+                "type": self.provider_type, "conn_id": self.connection_id}
         return ProviderConfig.model_validate(data)
 
     def connection_json(self) -> str:

@@ -94,8 +94,8 @@ def raised_limit_warnings(workflow: Workflow, engine: EngineConfig) -> list[str]
             value = getattr(wanted, tier)
             if value is None or value > limit:
                 shown = "null (no limit)" if value is None else str(value)
-                warnings.append(f"rate_limit_config.{tier} {shown} is above the engine config's {limit} for provider "
-                                f"{provider!r}: a workflow can only lower limits, so {limit} applies")
+                warnings.append(f"rate_limit_config.{tier} {shown} is above the engine config's {limit} for "
+                                f"provider {provider!r}: a workflow can only lower limits, so {limit} applies")
     return warnings
 
 
@@ -132,7 +132,8 @@ def lint_warnings(paths: list[Path], loaded: Loaded | None = None) -> list[str]:
             source = folder_specs.sources[name]
             if root.is_file() and source != str(root):
                 continue
-            found = budget_warnings(workflow, folder_specs.engine) + raised_limit_warnings(workflow, folder_specs.engine)
+            engine = folder_specs.engine
+            found = budget_warnings(workflow, engine) + raised_limit_warnings(workflow, engine)
             warnings.extend(f"{source}: warning: {w}" for w in found)
     return warnings
 

@@ -15,11 +15,17 @@ from pydantic import BaseModel, ValidationError
 from erp_agents.exceptions import SpecError, SpecProblem
 from erp_agents.spec.graph import GraphError, build_graph
 from erp_agents.spec.models import PROMPT_FILES_READ, EngineConfig, Workflow
-from erp_agents.spec.prompts import PROJECT_PROMPTS, PROMPT_PATH_ENV, check_prompt_name, prompt_search_path, read_prompt
+from erp_agents.spec.prompts import (
+    PROJECT_PROMPTS,
+    PROMPT_PATH_ENV,
+    check_prompt_name,
+    prompt_search_path,
+    read_prompt,
+)
 from erp_agents.spec.yaml_reader import LocatedDocument, SpecPath, cyclic_gc_paused, format_path, parse_yaml
 
-__all__ = ["PROJECT_PROMPTS", "PROMPT_PATH_ENV", "LocatedDocument", "format_path", "load_spec_file", "load_spec_text",
-           "parse_yaml", "prompt_search_path", "validate_document"]
+__all__ = ["PROJECT_PROMPTS", "PROMPT_PATH_ENV", "LocatedDocument", "format_path", "load_spec_file",
+           "load_spec_text", "parse_yaml", "prompt_search_path", "validate_document"]
 
 KINDS: dict[str, type[BaseModel]] = {"Workflow": Workflow, "EngineConfig": EngineConfig}
 

@@ -135,8 +135,9 @@ class Agent(_Spec):
     prompt_file: str | None = Field(
         None,
         exclude=True,  # a record of where prompt_template came from: dumps carry the template only
-        description="a file read into prompt_template (give one of the two), a relative path looked up next to "
-        "the spec (in Python: in the current directory), then in $ERP_AGENTS_PROMPT_PATH, then include/erp/prompts",
+        description="a file read into prompt_template (give one of the two): a relative path looked up next "
+        "to the spec (in Python: in the current directory), then in $ERP_AGENTS_PROMPT_PATH, then "
+        "include/erp/prompts",
     )
     system_prompt: str | None = None
     dependencies: tuple[str, ...] = ()
@@ -200,7 +201,8 @@ class Agent(_Spec):
         # With a retry_policy, the policy's own max_retries applies: an agent max_retries would be ignored.
         # Its default value is let through: a dumped agent carries it and must load again.
         default = type(self).model_fields["max_retries"].default
-        if self.retry_policy is not None and "max_retries" in self.model_fields_set and self.max_retries != default:
+        given = "max_retries" in self.model_fields_set and self.max_retries != default
+        if self.retry_policy is not None and given:
             raise ValueError("give max_retries or retry_policy, not both: set retry_policy.max_retries instead")
         return self
 
@@ -456,7 +458,9 @@ class ProviderConfig(_Spec):
         # Only the OpenAI SDK models choose between chat and responses; "chat" (the default) is let
         # through so a dumped config loads again.
         if self.type not in ("openai", "openai_compatible") and self.openai_api != "chat":
-            raise ValueError(f"openai_api applies to openai and openai_compatible providers only, not to type {self.type!r}")
+            raise ValueError(
+                f"openai_api applies to openai and openai_compatible providers only, not to type {self.type!r}"
+            )
         return self
 
     def output_mode(self) -> Literal["native", "tool"]:
