@@ -34,8 +34,24 @@ class LLMClient:
     def connection_id(self) -> str:
         return self.conn_id or f"erp_agents_{self.provider_type}"
 
-    def provider_config(self) -> ProviderConfig:
-        return ProviderConfig(type=self.provider_type, conn_id=self.connection_id)
+    def provider_config(self, configured: ProviderConfig | None = None) -> ProviderConfig:
+        """The provider this client stands for: ``configured`` (the engine config's entry of the same
+        name: its limits, pool, timeouts...) with the wire format and connection the client owns.
+
+        Raises ValueError when ``configured`` names another provider type: the client cannot honour it.
+        """
+        if configured is None:
+            return ProviderConfig(type=self.provider_type, conn_id=self.connection_id)
+        if "type" in configured.model_fields_set and configured.type != self.provider_type:
+            raise ValueError(
+                f"providers.{self.provider_type}.type is {configured.type!r} in the engine config, but the "
+                f"{type(self).__name__} given as llm_client is {self.provider_type!r}: "
+                "drop one or make them agree"
+            )
+        # Through a dump of the set fields, so the nested limits keep which tiers they name.
+        data = {**configured.model_dump(exclude_unset=True),
+                "type": self.provider_type, "conn_id": self.connection_id}
+        return ProviderConfig.model_validate(data)
 
     def connection_json(self) -> str:
         """The connection in Airflow's JSON form, as AIRFLOW_CONN_* environment variables hold it."""

@@ -43,9 +43,10 @@ REGISTER_TIMEOUT_S = 120.0
 class OrchestrationEngine:
     """Registers workflows as Airflow DAGs on a deployment and runs them there.
 
-    ``llm_client`` (optional) becomes the default provider. Embedded, its key reaches the
-    triggerer through the triggerer's environment (AIRFLOW_CONN_<ID>), never a file or the DB;
-    remote, the connection must exist on the deployment. ``url``/``username``/``password``: a
+    ``llm_client`` (optional) becomes the default provider: it sets that provider's type and
+    connection, and the config's other settings for it (limits, pool, timeouts) are kept. Embedded,
+    its key reaches the triggerer through the triggerer's environment (AIRFLOW_CONN_<ID>), never a
+    file or the DB; remote, the connection must exist on the deployment. ``url``/``username``/``password``: a
     remote Airflow (REST API v2). ``home``: the embedded deployment's AIRFLOW_HOME.
     """
 
@@ -66,7 +67,7 @@ class OrchestrationEngine:
         if llm_client is not None:
             llm_client = with_sdk_defaults(llm_client)
             name = llm_client.provider_type
-            providers = {**config.providers, name: llm_client.provider_config()}
+            providers = {**config.providers, name: llm_client.provider_config(config.providers.get(name))}
             config = config.model_copy(update={"providers": providers, "default_provider": name})
             env_name = llm_client.expose()
             self._conn_env[env_name] = os.environ[env_name]

@@ -14,7 +14,7 @@ from erp_agents.governance import DEFAULT_MAX_OUTPUT_TOKENS
 from erp_agents.exceptions import SpecProblem, UnknownToolError
 from erp_agents.spec.discovery import SpecSet, load_folder
 from erp_agents.spec.loader import LocatedDocument, parse_yaml
-from erp_agents.spec.models import Agent, EngineConfig, InlineTool, RateLimitConfig, Workflow
+from erp_agents.spec.models import RATE_FIELDS, Agent, EngineConfig, InlineTool, RateLimitConfig, Workflow
 from erp_agents.tools.registry import default_registry, inline_parameters_problem
 
 
@@ -73,6 +73,32 @@ def _never_fits(agent: Agent, workflow: Workflow, engine: EngineConfig) -> str |
     return None
 
 
+def raised_limit_warnings(workflow: Workflow, engine: EngineConfig) -> list[str]:
+    """A workflow's rate_limit_config tier above its provider's: a workflow only lowers limits, so that
+    tier silently does nothing (``RateLimitConfig.tightest``)."""
+    wanted = workflow.rate_limit_config
+    if wanted is None:
+        return []
+    providers = []
+    for agent in workflow.agents:
+        try:
+            providers.append(engine.provider_for(agent.llm_config)[0])
+        except ValueError:
+            continue  # an unknown provider is a lint error of its own
+    warnings = []
+    for provider in dict.fromkeys(providers):
+        ceiling = engine.provider_limits(provider)
+        for tier in RATE_FIELDS:
+            if tier not in wanted.model_fields_set or (limit := getattr(ceiling, tier)) is None:
+                continue
+            value = getattr(wanted, tier)
+            if value is None or value > limit:
+                shown = "null (no limit)" if value is None else str(value)
+                warnings.append(f"rate_limit_config.{tier} {shown} is above the engine config's {limit} for "
+                                f"provider {provider!r}: a workflow can only lower limits, so {limit} applies")
+    return warnings
+
+
 def effective_limits(workflow: Workflow, engine: EngineConfig) -> list[tuple[str, str, RateLimitConfig]]:
     """(agent, scope, limits) for every agent: what the limiter will hold each of its requests to."""
     rows = []
@@ -97,7 +123,8 @@ def _specs_of(root: Path, loaded: Loaded | None) -> SpecSet:
 
 
 def lint_warnings(paths: list[Path], loaded: Loaded | None = None) -> list[str]:
-    """What may not fail but deserves a look: a worst case above the budget it runs under."""
+    """What may not fail but deserves a look: a worst case above the budget it runs under, a workflow
+    rate limit above the engine's (it has no effect)."""
     warnings = []
     for root in paths:
         folder_specs = _specs_of(root, loaded)
@@ -105,7 +132,9 @@ def lint_warnings(paths: list[Path], loaded: Loaded | None = None) -> list[str]:
             source = folder_specs.sources[name]
             if root.is_file() and source != str(root):
                 continue
-            warnings.extend(f"{source}: warning: {w}" for w in budget_warnings(workflow, folder_specs.engine))
+            engine = folder_specs.engine
+            found = budget_warnings(workflow, engine) + raised_limit_warnings(workflow, engine)
+            warnings.extend(f"{source}: warning: {w}" for w in found)
     return warnings
 
 

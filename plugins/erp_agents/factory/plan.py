@@ -118,7 +118,8 @@ def task_retries(policy: RetryPolicy) -> int:
 
 
 def effective_retry_policy(agent: Agent, workflow: Workflow, engine: EngineConfig) -> RetryPolicy:
-    """Agent policy, else workflow policy, else engine default; an explicit agent max_retries wins."""
+    """Agent policy, else workflow policy, else engine default; an explicit agent max_retries (never
+    given together with an agent policy) wins over the inherited policy's."""
     policy = agent.retry_policy or workflow.retry_policy or engine.default_retry_policy
     if agent.retry_policy is None and "max_retries" in agent.model_fields_set:
         policy = policy.model_copy(update={"max_retries": agent.max_retries})

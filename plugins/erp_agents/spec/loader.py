@@ -7,7 +7,6 @@ its YAML line.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,13 +14,19 @@ from pydantic import BaseModel, ValidationError
 
 from erp_agents.exceptions import SpecError, SpecProblem
 from erp_agents.spec.graph import GraphError, build_graph
-from erp_agents.spec.models import EngineConfig, Workflow
+from erp_agents.spec.models import PROMPT_FILES_READ, EngineConfig, Workflow
+from erp_agents.spec.prompts import (
+    PROJECT_PROMPTS,
+    PROMPT_PATH_ENV,
+    check_prompt_name,
+    prompt_search_path,
+    read_prompt,
+)
 from erp_agents.spec.yaml_reader import LocatedDocument, SpecPath, cyclic_gc_paused, format_path, parse_yaml
 
-__all__ = ["LocatedDocument", "format_path", "load_spec_file", "load_spec_text", "parse_yaml", "validate_document"]
+__all__ = ["PROJECT_PROMPTS", "PROMPT_PATH_ENV", "LocatedDocument", "format_path", "load_spec_file",
+           "load_spec_text", "parse_yaml", "prompt_search_path", "validate_document"]
 
-PROMPT_PATH_ENV = "ERP_AGENTS_PROMPT_PATH"
-PROJECT_PROMPTS = Path(__file__).resolve().parents[3] / "include" / "erp" / "prompts"
 KINDS: dict[str, type[BaseModel]] = {"Workflow": Workflow, "EngineConfig": EngineConfig}
 
 
@@ -40,22 +45,6 @@ def _data_path(data: Any, loc: tuple[Any, ...], missing: bool) -> SpecPath:
     return tuple(path)
 
 
-def prompt_search_path(spec_file: str) -> list[Path]:
-    """Where ``prompt_file`` is looked up: next to the spec, then $ERP_AGENTS_PROMPT_PATH, then include/erp/prompts."""
-    extra = [Path(p) for p in os.environ.get(PROMPT_PATH_ENV, "").split(os.pathsep) if p]
-    return [Path(spec_file).parent, *extra, PROJECT_PROMPTS]
-
-
-def _read_prompt(name: str, search: list[Path]) -> str:
-    for folder in search:
-        candidate = folder / name
-        if candidate.is_file():
-            if not candidate.resolve().is_relative_to(folder.resolve()):
-                raise OSError(f"{name!r} resolves outside its prompt folder {folder} (a symlink?): refused")
-            return candidate.read_text(encoding="utf-8")
-    raise OSError(f"{name!r} not found in " + ", ".join(str(f) for f in search))
-
-
 def _inline_prompt_files(doc: LocatedDocument) -> None:
     """``prompt_file`` becomes the agent's prompt_template (the name is kept for the record)."""
     agents = doc.data.get("agents") if doc.data.get("kind") == "Workflow" else None
@@ -68,12 +57,12 @@ def _inline_prompt_files(doc: LocatedDocument) -> None:
         path = ("agents", i, "prompt_file")
         if "prompt_template" in agent:
             raise SpecError([doc.problem(path, "give prompt_template or prompt_file, not both")])
-        name = Path(agent["prompt_file"])
-        if name.is_absolute() or ".." in name.parts:
-            # A prompt is sent to the model: only files inside the prompt folders may become one.
-            raise SpecError([doc.problem(path, "prompt_file must be a relative path without '..'")])
         try:
-            agent["prompt_template"] = _read_prompt(agent["prompt_file"], search)
+            check_prompt_name(agent["prompt_file"])
+        except ValueError as exc:
+            raise SpecError([doc.problem(path, str(exc))]) from None
+        try:
+            agent["prompt_template"] = read_prompt(agent["prompt_file"], search)
         except (OSError, UnicodeDecodeError) as exc:
             raise SpecError([doc.problem(path, f"cannot read prompt file: {exc}")]) from None
 
@@ -88,7 +77,8 @@ def validate_document(doc: LocatedDocument) -> Workflow | EngineConfig:
         raise SpecError([doc.problem(("kind",), f"kind must be one of {', '.join(KINDS)}; got {kind!r}")])
     _inline_prompt_files(doc)
     try:
-        model = KINDS[kind].model_validate(data)
+        # The prompt files are inlined above (next to the spec): the agents keep both fields.
+        model = KINDS[kind].model_validate(data, context={PROMPT_FILES_READ: True})
     except ValidationError as exc:
         raise SpecError(_problems_from(doc, exc)) from None
     if isinstance(model, Workflow):

@@ -1,18 +1,24 @@
 """The spec format: pydantic models named as in the original engine's Python API.
 
 These models are the single validator for YAML specs, the lint command, the JSON Schema and the
-Python API. They do no I/O. Every model forbids unknown keys and is frozen, so a spec cannot be
-changed after it was validated.
+Python API. Their only I/O is reading an agent's ``prompt_file`` given in Python (the YAML loader
+reads it before). Every model forbids unknown keys and is frozen, so a spec cannot be changed
+after it was validated.
 """
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from erp_agents.spec.prompts import check_prompt_name, prompt_search_path, read_prompt
+
 SUPPORTED_VERSIONS = (1,)
+# Validation context key: the YAML loader has read every prompt_file into its agent's prompt_template.
+PROMPT_FILES_READ = "prompt_files_read"
 ITEMS_STEP_SUFFIX = "__items"  # a fan-out agent's items step is the task <agent>__items
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_]*$"
 
@@ -130,7 +136,13 @@ class Agent(_Spec):
     description: str = ""
     llm_config: LLMConfig
     prompt_template: str = Field(min_length=1)
-    prompt_file: str | None = None
+    prompt_file: str | None = Field(
+        None,
+        exclude=True,  # a record of where prompt_template came from: dumps carry the template only
+        description="a file read into prompt_template (give one of the two): a relative path looked up next "
+        "to the spec (in Python: in the current directory), then in $ERP_AGENTS_PROMPT_PATH, then "
+        "include/erp/prompts",
+    )
     system_prompt: str | None = None
     dependencies: tuple[str, ...] = ()
     tools: tuple[str | InlineTool, ...] = ()
@@ -142,7 +154,7 @@ class Agent(_Spec):
     on_upstream_failure: Literal["skip", "run"] = Field(
         "skip",
         description="When an upstream agent failed (partial completion): skip this agent, or run it with "
-        "the missing input rendered as `agents.<name>.failed` true and `output` null.",
+        "the failed upstream rendered as `agents.<name>.missing` true and `output` null.",
     )
     retry_policy: RetryPolicy | None = None
     output_schema: dict[str, Any] | None = None
@@ -152,6 +164,25 @@ class Agent(_Spec):
     )
     chunk_size: int = Field(50, ge=1, le=1000, description="items per mapped task (for_each)")
     max_items: int = Field(2000, ge=1, le=100_000, description="more items than this fail the agent (for_each)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prompt_from_file(cls, data: Any, info: ValidationInfo) -> Any:
+        """The Python API reads prompt_file as the YAML loader does, with the current directory in
+        place of the spec's folder; a template given as well would make the file ignored."""
+        if not isinstance(data, dict) or not isinstance(data.get("prompt_file"), str):
+            return data
+        if data.get("prompt_template") is not None:
+            if (info.context or {}).get(PROMPT_FILES_READ):
+                return data
+            raise ValueError("give prompt_template or prompt_file, not both")
+        name = data["prompt_file"]
+        try:
+            check_prompt_name(name)
+            template = read_prompt(name, prompt_search_path(None))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"prompt_file {name!r}: cannot read prompt file: {exc}") from None
+        return {**data, "prompt_template": template}
 
     @model_validator(mode="after")
     def _fan_out_fields(self) -> Agent:
@@ -167,6 +198,16 @@ class Agent(_Spec):
             raise ValueError(f"for_each.agent {source!r} must be listed in dependencies")
         if source is not None and source.rsplit(".", 1)[-1] == self.name:
             raise ValueError("for_each.agent cannot be the agent itself")
+        return self
+
+    @model_validator(mode="after")
+    def _one_retry_count(self) -> Agent:
+        # With a retry_policy, the policy's own max_retries applies: an agent max_retries would be ignored.
+        # Its default value is let through: a dumped agent carries it and must load again.
+        default = type(self).model_fields["max_retries"].default
+        given = "max_retries" in self.model_fields_set and self.max_retries != default
+        if self.retry_policy is not None and given:
+            raise ValueError("give max_retries or retry_policy, not both: set retry_policy.max_retries instead")
         return self
 
     @property
@@ -198,10 +239,18 @@ class NotifierSpec(_Spec):
 
     @model_validator(mode="after")
     def _target_given(self) -> NotifierSpec:
-        if self.type == "smtp" and not self.to:
-            raise ValueError("an smtp notifier needs to: the recipient address")
-        if self.type == "webhook" and not (self.url or self.conn_id):
+        if self.type == "smtp":
+            if not self.to:
+                raise ValueError("an smtp notifier needs to: the recipient address")
+            if self.url is not None:
+                raise ValueError("url applies to a webhook notifier only; an smtp notifier sends through conn_id")
+            return self
+        if self.to is not None:
+            raise ValueError("to applies to an smtp notifier only; a webhook notifier posts to url or conn_id")
+        if not (self.url or self.conn_id):
             raise ValueError("a webhook notifier needs url or conn_id")
+        if self.url is not None and self.conn_id is not None:
+            raise ValueError("a webhook notifier takes url or conn_id, not both: url is posted to as is")
         return self
 
 
@@ -220,7 +269,7 @@ class Workflow(_Spec):
     version: int = 1
     name: str = Field(pattern=NAME_PATTERN, max_length=200)
     description: str = ""
-    module: str = Field("Custom", pattern=NAME_PATTERN)
+    module: str = Field("Custom", pattern=NAME_PATTERN, description="the module of every agent that names none")
     agents: tuple[Agent, ...] = Field(min_length=1)
     max_parallel_agents: int = Field(10, ge=1)
     cost_budget: float | None = Field(None, gt=0)
@@ -235,6 +284,25 @@ class Workflow(_Spec):
         None, description="lowers the engine's limits for this workflow's agents; never raises them"
     )
     notifications: Notifications | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agents_inherit_module(cls, data: Any) -> Any:
+        """An agent without a module of its own is in the workflow's: its TaskGroup, task id, module
+        budget and metrics labels all follow."""
+        if not isinstance(data, dict) or not isinstance(data.get("agents"), (list, tuple)):
+            return data
+        module = data.get("module")
+        if not isinstance(module, str) or re.fullmatch(NAME_PATTERN, module) is None:
+            return data  # absent (agents keep the same default) or invalid (the field reports it)
+        agents: list[Any] = []
+        for agent in data["agents"]:
+            if isinstance(agent, dict) and "module" not in agent:
+                agent = {**agent, "module": module}
+            elif isinstance(agent, Agent) and "module" not in agent.model_fields_set:
+                agent = agent.model_copy(update={"module": module})
+            agents.append(agent)
+        return {**data, "agents": agents}
 
     @field_validator("cost_budget")
     @classmethod
@@ -276,7 +344,7 @@ class Workflow(_Spec):
         return agents
 
 
-_RATE_FIELDS = ("requests_per_minute", "requests_per_hour", "requests_per_day", "tokens_per_minute",
+RATE_FIELDS = ("requests_per_minute", "requests_per_hour", "requests_per_day", "tokens_per_minute",
                 "tokens_per_day", "concurrent_requests")
 
 
@@ -294,14 +362,14 @@ class RateLimitConfig(_Spec):
         """Only the tiers written in the spec: a per-model or per-workflow block that names one tier must
         not bring the seed's defaults for the others with it."""
         return RateLimitConfig.model_validate({name: getattr(self, name) if name in self.model_fields_set else None
-                                               for name in _RATE_FIELDS})
+                                               for name in RATE_FIELDS})
 
     def tightest(self, other: RateLimitConfig | None) -> RateLimitConfig:
         """Field-wise minimum of the tiers ``other`` sets explicitly: what applies when both hold."""
         if other is None:
             return self
         merged: dict[str, int | None] = {}
-        for name in _RATE_FIELDS:
+        for name in RATE_FIELDS:
             mine = getattr(self, name)
             theirs = getattr(other, name) if name in other.model_fields_set else None
             merged[name] = theirs if mine is None else mine if theirs is None else min(mine, theirs)
@@ -310,7 +378,7 @@ class RateLimitConfig(_Spec):
     def raises_above(self, ceiling: RateLimitConfig) -> list[str]:
         """Fields where this config allows more than ``ceiling`` (a lower layer may only tighten)."""
         above = []
-        for name in _RATE_FIELDS:
+        for name in RATE_FIELDS:
             mine, limit = getattr(self, name), getattr(ceiling, name)
             if limit is not None and (mine is None or mine > limit):
                 above.append(name)
@@ -385,6 +453,18 @@ class ProviderConfig(_Spec):
     def _custom_needs_factory(self) -> ProviderConfig:
         if self.type == "custom" and not self.factory:
             raise ValueError("a custom provider needs factory: the name of a registered model provider")
+        if self.type != "custom" and self.factory is not None:
+            raise ValueError(f"factory applies to a custom provider only, not to type {self.type!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _openai_api_on_openai_wire(self) -> ProviderConfig:
+        # Only the OpenAI SDK models choose between chat and responses; "chat" (the default) is let
+        # through so a dumped config loads again.
+        if self.type not in ("openai", "openai_compatible") and self.openai_api != "chat":
+            raise ValueError(
+                f"openai_api applies to openai and openai_compatible providers only, not to type {self.type!r}"
+            )
         return self
 
     def output_mode(self) -> Literal["native", "tool"]:

@@ -29,12 +29,11 @@ for _dag in load_dags(Path(__file__).with_name({dag_id!r}), log=logging.getLogge
 
 
 def spec_yaml(spec: Workflow | EngineConfig) -> str:
-    """The spec file text that loads back into an equal model (``kind``/``version`` first)."""
-    data: dict[str, Any] = spec.model_dump(mode="json", exclude_defaults=True)
-    if isinstance(spec, Workflow):
-        for agent in data.get("agents", []):
-            if agent.get("prompt_template"):
-                agent.pop("prompt_file", None)  # already inlined into prompt_template
+    """The spec file text that loads back into an equal model (``kind``/``version`` first).
+
+    Every field that was set is written, even at its default value: whether a field was set is part
+    of its meaning (an agent's max_retries, the tiers of a RateLimitConfig)."""
+    data: dict[str, Any] = spec.model_dump(mode="json", exclude_unset=True)
     kind = "Workflow" if isinstance(spec, Workflow) else "EngineConfig"
     return yaml.safe_dump({"kind": kind, "version": 1, **data}, sort_keys=False, allow_unicode=True)
 

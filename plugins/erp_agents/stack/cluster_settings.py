@@ -106,9 +106,12 @@ def cluster_env(ep: Endpoints) -> dict[str, str]:
 
 def engine_config(limiter_url: str, base: EngineConfig | None = None) -> EngineConfig:
     """The cluster's engine config: ``base`` (default: the defaults), with the rate limiter's windows
-    in Redis (shared by both triggerers, so a limit holds across the cluster)."""
-    limiter = LimiterConfig(backend="redis", url=limiter_url, namespace=LIMITER_NAMESPACE)
-    return (base or EngineConfig()).model_copy(update={"limiter": limiter})
+    in Redis (shared by both triggerers, so a limit holds across the cluster). Only where the windows
+    live is the cluster's; the rest of ``base``'s limiter (lease_seconds) is kept."""
+    base = base or EngineConfig()
+    where = {"backend": "redis", "url": limiter_url, "namespace": LIMITER_NAMESPACE}
+    limiter = LimiterConfig.model_validate({**base.limiter.model_dump(exclude_unset=True), **where})
+    return base.model_copy(update={"limiter": limiter})
 
 
 def engine_config_yaml(limiter_url: str, base: EngineConfig | None = None) -> str:

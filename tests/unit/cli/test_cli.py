@@ -115,3 +115,23 @@ def test_lint_refuses_a_for_each_tool_that_is_not_registered(tmp_path, capsys):
         "    for_each: {tool: finance.no_such_listing}\n")
     assert main(["lint", str(tmp_path)]) == 1
     assert "agents[0].for_each.tool:" in capsys.readouterr().out
+
+
+def test_lint_warns_of_a_workflow_rate_limit_above_the_engines(tmp_path, capsys):
+    (tmp_path / "engine.yaml").write_text(
+        "kind: EngineConfig\nproviders:\n  openai:\n    rate_limit_config: {requests_per_minute: 300, tokens_per_minute: 50000}\n")
+    (tmp_path / "w.yaml").write_text(
+        "kind: Workflow\nname: w\nrate_limit_config: {requests_per_minute: 500, tokens_per_minute: 20000}\nagents:\n"
+        "  - name: a\n    llm_config: {model: gpt-4o-mini, max_tokens: 100}\n    prompt_template: x\n")
+    assert main(["lint", str(tmp_path)]) == 0  # a warning, not an error
+    assert capsys.readouterr().out.splitlines() == [
+        f"{tmp_path / 'w.yaml'}: warning: rate_limit_config.requests_per_minute 500 is above the engine config's 300 "
+        "for provider 'openai': a workflow can only lower limits, so 300 applies"]
+
+
+def test_lint_is_quiet_about_a_workflow_rate_limit_that_lowers_the_engines(tmp_path, capsys):
+    (tmp_path / "w.yaml").write_text(
+        "kind: Workflow\nname: w\nrate_limit_config: {requests_per_minute: 60, tokens_per_day: 10000000}\nagents:\n"
+        "  - name: a\n    llm_config: {model: gpt-4o-mini, max_tokens: 100}\n    prompt_template: x\n")
+    assert main(["lint", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == ""

@@ -57,3 +57,40 @@ def test_result_from_summary_keys_agents_by_name():
     with pytest.raises(Exception, match="schema_version None"):
         WorkflowResult.from_summary({k: v for k, v in summary.model_dump(mode="json").items()
                                      if k != "schema_version"}, {})
+
+
+def test_the_client_keeps_the_configured_providers_other_settings(monkeypatch):
+    from erp_agents.spec.models import ProviderConfig, RateLimitConfig
+
+    monkeypatch.setenv("AIRFLOW_CONN_ERP_AGENTS_OPENAI", "{}")
+    configured = ProviderConfig(
+        type="openai", conn_id="openai_default", pool="llm_big", request_timeout=30, openai_api="responses",
+        structured_output="tool", rate_limit_config=RateLimitConfig(requests_per_minute=500),
+        model_rate_limits={"gpt-4o": RateLimitConfig(requests_per_minute=60)},
+    )
+    engine = OrchestrationEngine(EngineConfig(providers={"openai": configured}), llm_client=OpenAIClient(api_key=KEY))
+    provider = engine.config.providers["openai"]
+    assert (provider.type, provider.conn_id) == ("openai", "erp_agents_openai")  # what the client owns
+    assert provider.model_dump(exclude={"conn_id"}) == configured.model_dump(exclude={"conn_id"})
+    # The per-model block still names only the tier it was given, so the provider's others apply.
+    [_, (_, model_limits)] = engine.config.effective_rate_limits("openai", "gpt-4o")
+    assert (model_limits.requests_per_minute, model_limits.tokens_per_minute) == (60, None)
+
+
+def test_a_client_of_another_type_than_the_configured_provider_is_refused():
+    from erp_agents.spec.models import ProviderConfig
+
+    config = EngineConfig(providers={"openai": ProviderConfig(type="custom", factory="dry_run")})
+    with pytest.raises(ValueError, match="providers.openai.type is 'custom' in the engine config, but the "
+                                         "OpenAIClient given as llm_client is 'openai'"):
+        OrchestrationEngine(config, llm_client=OpenAIClient(api_key=KEY))
+
+
+def test_a_provider_whose_type_was_left_to_its_default_takes_the_clients(monkeypatch):
+    from erp_agents.spec.models import ProviderConfig
+
+    monkeypatch.setenv("AIRFLOW_CONN_CLAUDE", "{}")
+    config = EngineConfig(providers={"openai": ProviderConfig(), "anthropic": ProviderConfig(pool="llm_claude")})
+    engine = OrchestrationEngine(config, llm_client=AnthropicClient(api_key=KEY, conn_id="claude"))
+    provider = engine.config.providers["anthropic"]
+    assert (provider.type, provider.conn_id, provider.pool) == ("anthropic", "claude", "llm_claude")

@@ -110,3 +110,27 @@ def test_rendered_tasks_take_their_pool():
     ])
     assert {t.task_id: t.pool for t in build_dag(workflow).tasks} == {
         "custom.a": "llm_openai", "custom.b": "batch", "workflow_summary": "default_pool"}
+
+
+def test_agents_without_a_module_take_the_workflows_everywhere_it_is_used():
+    engine = EngineConfig(cost_config=CostConfig(module_budgets={"Finance": 2.0, "HR": 1.0}))
+    wf = Workflow(name="wf", module="Finance", agents=[
+        Agent(name="load", module="HR", llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="p"),
+        Agent(name="close", llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="p",
+              dependencies=["HR.load"]),
+        {"name": "memo", "llm_config": {"model": "gpt-4o-mini"}, "prompt_template": "p",
+         "dependencies": ["Finance.close"]},
+    ])
+    assert [a.module for a in wf.agents] == ["HR", "Finance", "Finance"]  # an agent's own module wins
+    plan = plan_workflow(wf, engine)
+    assert [t.task_id for t in plan.tasks] == ["hr.load", "finance.close", "finance.memo"]
+    assert plan.groups == ("hr", "finance") and "finance" in plan.tags
+    budgets = {t.local_id: t.invocation.budgets for t in plan.tasks}
+    assert (budgets["close"].module, budgets["close"].module_budget) == ("Finance", 2.0)
+    assert (budgets["load"].module, budgets["load"].module_budget) == ("HR", 1.0)
+    assert set(plan.summary.agents) == {"hr.load", "finance.close", "finance.memo"}
+
+
+def test_a_workflow_without_a_module_leaves_its_agents_in_custom():
+    wf = _wf(agents=[Agent(name="a", llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="p")])
+    assert wf.agents[0].module == "Custom" and plan_workflow(wf).tasks[0].task_id == "custom.a"

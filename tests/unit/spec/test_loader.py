@@ -151,3 +151,33 @@ def test_prompt_file_symlink_leaving_its_folder_is_refused(tmp_path):
     text = VALID.replace("prompt_template: load", "prompt_file: innocent.md")
     with pytest.raises(SpecError, match="resolves outside its prompt folder"):
         load_spec_text(text, str(specs / "x.yaml"))
+
+
+def test_agent_max_retries_next_to_its_retry_policy_names_file_line_and_agent():
+    text = VALID.replace("prompt_template: load", "prompt_template: load\n    max_retries: 5\n    retry_policy: {max_retries: 2}")
+    assert _problems(text) == [
+        "specs/x.yaml:5:5: agents[0]: give max_retries or retry_policy, not both: set retry_policy.max_retries instead"
+    ]
+
+
+def test_a_notifier_field_of_the_other_type_names_file_line_and_target():
+    text = VALID + "notifications:\n  on_partial:\n    - {type: smtp, to: ops@example.com, url: 'https://hooks.example/x'}\n"
+    assert _problems(text) == ["specs/x.yaml:16:7: notifications.on_partial[0]: url applies to a webhook notifier "
+                               "only; an smtp notifier sends through conn_id"]
+
+
+def test_prompt_file_next_to_prompt_template_names_file_line_and_field():
+    text = VALID.replace("prompt_template: load", "prompt_template: load\n    prompt_file: payroll_export.md")
+    assert _problems(text) == ["specs/x.yaml:9:5: agents[0].prompt_file: give prompt_template or prompt_file, not both"]
+
+
+def test_agents_without_a_module_take_the_workflows():
+    text = VALID.replace("name: wf", "name: wf\nmodule: Finance").replace("    module: Finance\n", "")
+    wf = load_spec_text(text, "x.yaml")
+    assert isinstance(wf, Workflow)
+    assert [a.module for a in wf.agents] == ["HR", "Finance"]
+
+
+def test_an_invalid_workflow_module_is_reported_once():
+    text = VALID.replace("name: wf", "name: wf\nmodule: 9lives").replace("    module: Finance\n", "")
+    assert _problems(text) == ["specs/x.yaml:4:1: module: String should match pattern '^[A-Za-z][A-Za-z0-9_]*$'"]

@@ -126,3 +126,97 @@ def test_agent_cost_limit_above_workflow_budget_is_refused() -> None:
 def test_no_retry_means_one_attempt() -> None:
     assert RetryPolicy(strategy=RetryStrategy.NO_RETRY, max_retries=5).attempts == 1
     assert RetryPolicy(max_retries=2).attempts == 3
+
+
+@pytest.mark.parametrize("max_retries", [0, 7])
+def test_agent_max_retries_and_retry_policy_together_are_refused(max_retries: int) -> None:
+    with pytest.raises(ValidationError, match="give max_retries or retry_policy, not both"):
+        _agent(max_retries=max_retries, retry_policy=RetryPolicy(max_retries=1))
+    assert _agent(retry_policy=RetryPolicy(max_retries=1)).retry_policy.max_retries == 1
+    assert _agent(max_retries=max_retries).max_retries == max_retries
+
+
+def test_an_agent_with_a_retry_policy_dumped_whole_loads_again() -> None:
+    agent = _agent(retry_policy=RetryPolicy(max_retries=1))
+    assert Agent.model_validate(agent.model_dump(mode="json")) == agent
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ({"type": "smtp", "to": "ops@example.com", "url": "https://hooks.example/x"}, "url applies to a webhook notifier only"),
+    ({"type": "webhook", "url": "https://hooks.example/x", "to": "ops@example.com"}, "to applies to an smtp notifier only"),
+    ({"type": "webhook", "conn_id": "alerts", "to": "ops@example.com"}, "to applies to an smtp notifier only"),
+    ({"type": "webhook", "url": "https://hooks.example/x", "conn_id": "alerts"}, "url or conn_id, not both"),
+])
+def test_notifier_fields_of_the_other_type_are_refused(target: dict, message: str) -> None:
+    from erp_agents.spec.models import NotifierSpec
+
+    with pytest.raises(ValidationError, match=message):
+        NotifierSpec.model_validate(target)
+
+
+def test_notifier_fields_of_its_own_type_are_accepted() -> None:
+    from erp_agents.spec.models import NotifierSpec
+
+    assert NotifierSpec(type="smtp", to="ops@example.com", conn_id="smtp_ops").conn_id == "smtp_ops"
+    assert NotifierSpec(type="webhook", url="https://hooks.example/x").url == "https://hooks.example/x"
+    assert NotifierSpec(type="webhook", conn_id="alerts").conn_id == "alerts"
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "pydanticai", "custom"])
+def test_openai_api_on_a_provider_without_the_openai_wire_is_refused(kind: str) -> None:
+    from erp_agents.spec.models import ProviderConfig
+
+    factory = {"factory": "dry_run"} if kind == "custom" else {}
+    with pytest.raises(ValidationError, match=f"openai_api applies to openai and openai_compatible providers only, not to type '{kind}'"):
+        ProviderConfig(type=kind, openai_api="responses", **factory)
+    assert ProviderConfig(type=kind, **factory).openai_api == "chat"  # the default, as a dump carries it
+    assert ProviderConfig(type="openai_compatible", openai_api="responses").openai_api == "responses"
+
+
+@pytest.mark.parametrize("kind", ["openai", "openai_compatible", "anthropic", "pydanticai"])
+def test_factory_on_a_provider_that_is_not_custom_is_refused(kind: str) -> None:
+    from erp_agents.spec.models import ProviderConfig
+
+    with pytest.raises(ValidationError, match=f"factory applies to a custom provider only, not to type '{kind}'"):
+        ProviderConfig(type=kind, factory="dry_run")
+    assert ProviderConfig(type="custom", factory="dry_run").factory == "dry_run"
+
+
+def test_an_engine_config_dumped_whole_loads_again() -> None:
+    from erp_agents.spec.models import ProviderConfig
+
+    engine = EngineConfig(providers={"openai": ProviderConfig(), "anthropic": ProviderConfig(type="anthropic"),
+                                     "rehearsal": ProviderConfig(type="custom", factory="dry_run")})
+    assert EngineConfig.model_validate(engine.model_dump(mode="json")) == engine
+
+
+def test_prompt_file_and_prompt_template_together_are_refused_in_python() -> None:
+    with pytest.raises(ValidationError, match="give prompt_template or prompt_file, not both"):
+        Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_template="p", prompt_file="memo.md")
+
+
+def test_prompt_file_alone_is_read_from_the_current_directory(tmp_path, monkeypatch) -> None:
+    (tmp_path / "memo.md").write_text("Draft the memo for {{ params.period }}.")
+    monkeypatch.chdir(tmp_path)
+    agent = Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_file="memo.md")
+    assert agent.prompt_template == "Draft the memo for {{ params.period }}."
+    assert agent.prompt_file == "memo.md"
+    # A dump carries the template only, so it loads again without the file.
+    assert "prompt_file" not in agent.model_dump()
+    (tmp_path / "memo.md").unlink()
+    assert Agent.model_validate(agent.model_dump()).prompt_template == agent.prompt_template
+
+
+def test_prompt_file_alone_falls_back_to_the_project_prompts(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    agent = Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_file="payroll_export.md")
+    assert agent.prompt_template.startswith("You are the payroll accountant")
+
+
+@pytest.mark.parametrize(("name", "said"), [("absent.md", "'absent.md' not found in"),
+                                            ("../memo.md", "must be a relative path without '..'")])
+def test_an_unreadable_prompt_file_names_prompt_file(name: str, said: str, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError, match=f"prompt_file {name!r}: cannot read prompt file: .*{said}") as err:
+        Agent(name="a", llm_config={"model": "gpt-4o-mini"}, prompt_file=name)
+    assert "prompt_template" not in str(err.value)

@@ -51,3 +51,20 @@ def test_prompt_renders_params_and_json_outputs():
 def test_prompt_errors_name_the_agent():
     with pytest.raises(PermanentAgentError, match="prompt_template of agent 'b': 'dict object' has no attribute 'missing'"):
         render_prompt("{{ agents.missing.output }}", {"agents": {}}, agent="b")
+
+
+def test_on_upstream_failure_documents_the_variable_the_prompt_gets():
+    import re
+
+    from erp_agents.contracts import AgentInvocation, Budgets, RunContext
+    from erp_agents.spec.models import Agent, LLMConfig, ProviderConfig
+    from erp_agents.triggers.runner import prompt_context
+
+    description = Agent.model_fields["on_upstream_failure"].description or ""
+    documented = re.findall(r"`agents\.<name>\.(\w+)`", description)
+    agent = Agent(name="b", llm_config=LLMConfig(model="gpt-4o-mini"), prompt_template="x", dependencies=["a"])
+    invocation = AgentInvocation(workflow="w", task_id="custom.b", agent=agent, provider_name="openai",
+                                 provider=ProviderConfig(), budgets=Budgets(module="Custom"), upstream={"a": "custom.a"})
+    failed_upstream = prompt_context(invocation, RunContext(dag_id="w", run_id="r"), {"a": None})["agents"]["a"]
+    assert documented and all(failed_upstream.get(name) is True for name in documented)
+    assert failed_upstream["output"] is None
