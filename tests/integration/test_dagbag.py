@@ -65,7 +65,10 @@ def test_erp_nightly_structure(dagbag):
     assert reconciler.retry_delay == timedelta(seconds=10)
     assert reconciler.retry_exponential_backoff == 2.0
     assert reconciler.max_retry_delay == timedelta(seconds=120)
-    assert reconciler.execution_timeout == timedelta(seconds=300 + 30)  # the agent stops itself at 300 s
+    # The agent stops itself at 300 s from when it holds one of the run's 8 agent slots (15 agents could
+    # want one); the wait for a slot is not part of that, so Airflow's backstop is the workflow timeout.
+    assert reconciler.invocation.agent.timeout == 300 and reconciler.invocation.max_parallel_agents == 8
+    assert reconciler.execution_timeout == timedelta(seconds=5400 + 30)
     assert reconciler.start_from_trigger is True
     assert reconciler.start_trigger_args.trigger_cls == "erp_agents.triggers.agent.AgentTrigger"
     assert dag.get_task("finance.month_end_report").upstream_task_ids == {
