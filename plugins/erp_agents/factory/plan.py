@@ -133,7 +133,8 @@ def _airflow_backoff(policy: RetryPolicy) -> float:
 
 
 def _invocation(
-    agent: Agent, workflow: Workflow, engine: EngineConfig, upstream: dict[str, str], fan_out_upstream: tuple[str, ...]
+    agent: Agent, workflow: Workflow, engine: EngineConfig, upstream: dict[str, str], fan_out_upstream: tuple[str, ...],
+    cap: int | None,
 ) -> AgentInvocation:
     provider_name, provider = engine.provider_for(agent.llm_config)
     model = agent.llm_config.model
@@ -162,7 +163,7 @@ def _invocation(
         log_prompts=engine.monitor_config.log_prompts,
         fan_out=_fan_out(agent),
         fan_out_upstream=fan_out_upstream,
-        max_parallel_agents=cap_to_enforce(workflow.agents, workflow.max_parallel_agents),
+        max_parallel_agents=cap,
     )
 
 
@@ -189,11 +190,11 @@ def _doc_md(workflow: Workflow, engine: EngineConfig, graph: AgentGraph, source:
     return "\n".join(lines) + "\n"
 
 
-def _execution_timeout_s(agent: Agent, workflow: Workflow) -> float | None:
+def _execution_timeout_s(agent: Agent, workflow: Workflow, cap: int | None) -> float | None:
     """Airflow's backstop behind the agent's own timeout, which the agent enforces itself with the
     reason. Under a ``max_parallel_agents`` cap the wait for a slot comes first and is not part of the
     agent's timeout (``limits.agent_slots``), so the backstop is the workflow's timeout, or none."""
-    if cap_to_enforce(workflow.agents, workflow.max_parallel_agents) is None:
+    if cap is None:
         return agent.timeout + TASK_TIMEOUT_GRACE_S
     return workflow.timeout + TASK_TIMEOUT_GRACE_S if workflow.timeout else None
 
@@ -204,6 +205,7 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
     graph = build_graph(workflow)
     by_name = {a.name: a for a in workflow.agents}
     tasks = []
+    cap = cap_to_enforce(workflow.agents, workflow.max_parallel_agents)  # None: a run cannot reach it
     for name in graph.order:
         agent = by_name[name]
         upstream = {dep: task_id_for(by_name[dep]) for dep in graph.upstream[name]}
@@ -222,10 +224,10 @@ def plan_workflow(workflow: Workflow, engine: EngineConfig | None = None, source
                 retry_delay_s=policy.base_delay,
                 retry_exponential_backoff=_airflow_backoff(policy),
                 max_retry_delay_s=policy.max_delay,
-                execution_timeout_s=_execution_timeout_s(agent, workflow),
+                execution_timeout_s=_execution_timeout_s(agent, workflow, cap),
                 pool=agent.pool or pool_for(provider_name, engine),
                 trigger_rule="all_done" if agent.on_upstream_failure == "run" else "all_success",
-                invocation=_invocation(agent, workflow, engine, upstream, fan_out_upstream),
+                invocation=_invocation(agent, workflow, engine, upstream, fan_out_upstream, cap),
                 items_local_id=agent.items_task_name if agent.for_each is not None else None,
             )
         )
