@@ -16,6 +16,8 @@ as a 429; concurrency is 500 per workflow):
 - d: 5 workflows of 120 agents in 4 layers, each agent after 2 of the layer before;
 - e: one fan-out agent over 2,000 open invoices (40 mapped tasks);
 - r (alone, with ``--limits RPM,TPM,CONCURRENT``): 12 workflows of 50 agents under limits that bind;
+- p: one workflow of 500 agents with ``max_parallel_agents: 100``: five waves (lower bound 5 latencies),
+  and the run fails the bench if more than 100 were ever at the simulator at once;
 - m: one workflow of 500 agents racing for a run budget worth about 100 of them; m0 is the same
   workflow with budgets off, its baseline.
 
@@ -100,6 +102,13 @@ class Shape:
     budget_agents: int = 0  # a run budget worth about this many agents (shape m)
     enforce_budget: bool = True  # False: the same agents with no budget set (the baseline of m)
     model: str = MODEL
+    max_parallel: int = 500  # the workflow's max_parallel_agents
+
+    @property
+    def waves(self) -> int:
+        """Rounds of agents a layer needs under max_parallel_agents (1 when the cap does not bind)."""
+        per_layer = (self.agents or 1) // self.layers
+        return -(-per_layer // self.max_parallel)
 
     def dag_ids(self, prefix: str = "scale") -> list[str]:
         return [f"{prefix}_{self.key}_{w:02d}" for w in range(1, self.workflows + 1)]
@@ -117,6 +126,8 @@ SHAPES = {
     "e": Shape("e", "1 fan-out agent over 2,000 items", workflows=1, items=2000),
     # Run alone, with --limits: the engine's limits then bind, and the simulator enforces the same ones.
     "r": Shape("r", "12 workflows x 50 agents under binding rate limits", workflows=12, agents=50),
+    # max_parallel_agents binds: each agent waits for one of the run's 100 slots (5 waves of 100).
+    "p": Shape("p", "1 workflow of 500 agents, max_parallel_agents 100", workflows=1, agents=500, max_parallel=100),
     "m": Shape("m", "1 workflow of 500 agents racing for a budget worth about 100", workflows=1, agents=500,
                budget_agents=100, model="gpt-4o"),
     "m0": Shape("m0", "shape m with budgets off (its baseline)", workflows=1, agents=500, budget_agents=100,
@@ -169,7 +180,7 @@ def workflow_spec(shape: Shape, dag_id: str) -> dict[str, Any]:
             agents.append(agent)
     spec = {"kind": "Workflow", "version": 1, "name": dag_id, "module": MODULE, "schedule": None,
             "description": f"Scale benchmark, shape {shape.key}: {shape.title}",
-            "max_parallel_agents": 500, "timeout": 1800, "agents": agents}
+            "max_parallel_agents": shape.max_parallel, "timeout": 1800, "agents": agents}
     if shape.budget_agents and shape.enforce_budget:
         spec.update(cost_budget=budget_usd(shape), allow_partial_completion=True)
     return spec
@@ -593,7 +604,7 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
     wall = (max(ends) - t0_wall) if ends else time.monotonic() - t0
     entries = requests_since(topology.simulator_log, t0_wall, prefix)
     served = admitted(entries)
-    bound = latency * shape.layers
+    bound = latency * shape.layers * shape.waves
     return {
         "shape": shape.key, "title": shape.title, "variant": "agents" if prefix == "scale" else "PythonOperator",
         "runs": states, "wall_s": round(wall, 1), "lower_bound_s": bound, "x_bound": round(wall / bound, 2),
@@ -611,6 +622,7 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
         "faults_injected": sum(1 for e in served if e.get("fault")),
         "timeline_s": timeline(topology, runs, agents, served, t0_wall,
                                [r for r in rows if r["task_id"] == SUMMARY]),
+        "cap_held": peak_in_flight(served) <= shape.max_parallel,
         "_runs": runs, "_entries": entries, **extra,
     }
 
@@ -956,7 +968,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {out}")
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
-    failed = [p for p in phases if p["rate_limited_429"] or (
+    failed = [p for p in phases if p["rate_limited_429"] or not p.get("cap_held", True) or (
         not p["shape"] == "m" and set(p["runs"].values()) != {"success"}) or (
         p.get("budget", {}).get("enforced") and not p["budget"]["within_budget"])]
     return 1 if failed or (checks and not checks["ok"]) else 0
