@@ -27,7 +27,7 @@ from erp_agents.factory.plan import SUMMARY_TASK_ID
 from erp_agents.limits.pools import sync_pools
 from erp_agents.results import WorkflowResult
 from erp_agents.spec.digest import digest, digests_in
-from erp_agents.spec.models import EngineConfig, Workflow
+from erp_agents.spec.models import EngineConfig, MonitorConfig, Workflow
 from erp_agents.stack.bundle_files import deploy_spec, spec_yaml
 from erp_agents.stack.deployment import Deployment
 from erp_agents.stack.rest import AirflowApi
@@ -104,11 +104,31 @@ class OrchestrationEngine:
         self._started_deployment = not attached
         if attached and self._conn_env:
             self.deployment.ensure_triggerer_env(self._conn_env)
+        self._check_monitoring(state.dags_folder)
         api = AirflowApi(state.api_url, *self.deployment.login())
         api.login()
         # This engine's config may name providers the deployment's specs do not: their pools too.
         sync_pools(state.api_url, self.deployment.login(), self.config)
         return api
+
+    def _check_monitoring(self, dags_folder: str) -> None:
+        """Metrics (on or off, and their prefix) are the deployment's: one endpoint serves every
+        workflow, as its own engine config sets it. A config given here that asks for others would be
+        ignored, so it is refused. (The status window is this engine's own: ``get_system_status``.)"""
+        if not self._config_given:
+            return
+        from erp_agents.spec.discovery import engine_config_file, load_engine_config, spec_files
+
+        path = engine_config_file(spec_files(Path(dags_folder) / "specs"))
+        deployed = load_engine_config(path).monitor_config if path else MonitorConfig()
+        mine = self.config.monitor_config
+        differ = [f"monitor_config.{name} is {getattr(mine, name)!r} here, {getattr(deployed, name)!r} there"
+                  for name in ("enabled", "metrics_prefix") if getattr(mine, name) != getattr(deployed, name)]
+        if differ:
+            raise ErpAgentsError(
+                f"{'; '.join(differ)}: metrics are the deployment's, set in its engine config "
+                f"({path or Path(dags_folder) / 'specs'}); set them there, or give this engine the same values"
+            )
 
     def close(self) -> None:
         """Stop the embedded deployment if this engine started it; a remote one is left alone."""
@@ -191,7 +211,10 @@ class OrchestrationEngine:
 
     def get_system_status(self, window_hours: float | None = None) -> dict[str, Any]:
         """The seed's system status (engine, monitoring, rate_limiting, cost_tracking) and more, over
-        ``window_hours`` (default MonitorConfig.status_window_hours), as the deployment computes it."""
+        ``window_hours`` (default: the ``MonitorConfig.status_window_hours`` of the config this engine was
+        given, else the deployment's), as the deployment computes it."""
+        if window_hours is None and self._config_given:
+            window_hours = self.config.monitor_config.status_window_hours
         return self._status_client().get_system_status(window_hours)
 
     def get_agent_status(self, workflow_id: str, run_id: str | None = None) -> dict[str, Any]:
