@@ -12,7 +12,6 @@ Airflow sees a real exception of the right type with the provider's (masked) mes
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -28,7 +27,6 @@ from erp_agents.contracts import (
     ItemResult,
     ItemTranscript,
     RunContext,
-    Transcript,
     load_contract,
 )
 from erp_agents.costs.record import CostRecord
@@ -36,6 +34,7 @@ from erp_agents.exceptions import AgentRunError, is_permanent
 from erp_agents.limits.agent_slots import agent_slot
 from erp_agents.monitoring import metrics
 from erp_agents.monitoring.outcome import merged_record
+from erp_agents.triggers.transcripts import transcript
 from erp_agents.xcom import apull_agent_outputs, apull_chunk, apush_cost_record, failure_xcoms, success_xcoms
 
 CLASSPATH = "erp_agents.triggers.agent.AgentTrigger"
@@ -244,7 +243,6 @@ class AgentTrigger(BaseTrigger):
             self.log.exception("Agent %s: could not push the cost record of the cancelled run", record.agent)
 
 
-TRANSCRIPT_CAP = 16_000  # characters of prompt and of answer kept in XCom
 
 
 def _triggerer_ends_permanent_failures() -> bool:
@@ -253,21 +251,6 @@ def _triggerer_ends_permanent_failures() -> bool:
 
     entry = sys.modules.get("erp_agents.stack.triggerer")
     return bool(getattr(entry, "ENDS_PERMANENT_FAILURES", False))
-
-
-def transcript(prompt: str, output: Any) -> Transcript:
-    """Prompt and answer for the task's XCom (MonitorConfig.log_prompts), masked and size-capped."""
-    from erp_agents.triggers.errors import mask
-
-    answer = output if isinstance(output, str) else json.dumps(output, ensure_ascii=False, sort_keys=True)
-    prompt, answer = mask(prompt), mask(answer)
-    truncated = len(prompt) > TRANSCRIPT_CAP or len(answer) > TRANSCRIPT_CAP
-    return Transcript(prompt=prompt[:TRANSCRIPT_CAP], output=answer[:TRANSCRIPT_CAP], truncated=truncated)
-
-
-def item_transcript(index: int, prompt: str, output: Any) -> ItemTranscript:
-    """A fan-out item's transcript: as ``transcript``, with the item's index in the whole list."""
-    return ItemTranscript(index=index, **transcript(prompt, output).model_dump(exclude={"schema_version"}))
 
 
 def _record_agent(record: CostRecord, duration_s: float, state: str) -> None:

@@ -16,10 +16,10 @@ from typing import Any
 from erp_agents.contracts import AgentInvocation, ItemChunk, ItemResult, ItemTranscript, RunContext
 from erp_agents.costs.record import CostRecord
 from erp_agents.governance import item_call_base
-from erp_agents.triggers.agent import item_transcript
 from erp_agents.triggers.errors import as_agent_error, is_expected, mask_value
 from erp_agents.tools.registry import default_registry
 from erp_agents.triggers.runner import announce, run_agent
+from erp_agents.triggers.transcripts import item_transcript
 
 
 def item_record(invocation: AgentInvocation) -> CostRecord:

@@ -27,7 +27,8 @@ from erp_agents.spec.models import (
     ProviderConfig,
     Workflow,
 )
-from erp_agents.triggers.agent import TRANSCRIPT_CAP, AgentTrigger
+from erp_agents.triggers.agent import AgentTrigger
+from erp_agents.triggers.transcripts import TRANSCRIPT_CAP
 
 RUN = {"schema_version": 1, "dag_id": "wf", "run_id": "r", "task_id": "hr.a", "params": {}}
 
