@@ -16,6 +16,7 @@ timeout does count, so the wait ends there.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 TIER_NAME = "agents"
 WAIT_WORTH_LOGGING_S = 1.0
+MAX_READABLE_SCOPE = 200
 
 
 def agent_tasks_per_run(agents: Iterable[Agent]) -> int:
@@ -47,8 +49,13 @@ def cap_to_enforce(agents: Iterable[Agent], max_parallel_agents: int) -> int | N
 
 
 def slot_tier(run: RunContext, cap: int) -> Tier:
-    """The run's agent slots: a concurrency tier of the rate limiter, keyed by DAG id and run id."""
-    return Tier(scope=f"run:{run.dag_id}/{run.run_id}", kind="concurrency", limit=cap, window_s=None, name=TIER_NAME)
+    """The run's agent slots: a concurrency tier of the rate limiter, keyed by DAG id and run id (a
+    digest of them when they are long: a DAG id and a run id may take 500 characters, the SQL store's
+    keys 400)."""
+    scope = f"run:{run.dag_id}/{run.run_id}"
+    if len(scope) > MAX_READABLE_SCOPE:
+        scope = "run:" + hashlib.sha256(scope.encode()).hexdigest()
+    return Tier(scope=scope, kind="concurrency", limit=cap, window_s=None, name=TIER_NAME)
 
 
 def _wait_deadline(invocation: AgentInvocation, run: RunContext) -> float | None:
