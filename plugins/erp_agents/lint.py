@@ -41,11 +41,12 @@ def _semantic_problems(doc: LocatedDocument, workflow: Workflow, engine: EngineC
             except UnknownToolError as exc:
                 at_key(i, "for_each", f"agents[{i}].for_each.tool", str(exc))
         for j, (name, tool) in enumerate(zip(agent.tool_names(), agent.tools)):
+            function = None
             try:
-                registry.qualified_name(name)
+                function = registry.tools[registry.qualified_name(name)]
             except UnknownToolError as exc:
                 at_key(i, "tools", f"agents[{i}].tools[{j}]", str(exc))
-            if isinstance(tool, InlineTool) and (problem := inline_parameters_problem(tool)):
+            if isinstance(tool, InlineTool) and (problem := inline_parameters_problem(tool, function)):
                 at_key(i, "tools", f"agents[{i}].tools[{j}].function.parameters", problem)
         try:
             _, provider = engine.provider_for(agent.llm_config)

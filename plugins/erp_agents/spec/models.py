@@ -100,7 +100,10 @@ class LLMConfig(_Spec):
 class InlineFunction(_Spec):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the JSON Schema (type object) the model is shown; its arguments must satisfy it and the "
+        "registered function's signature, whose parameters it must describe; empty: the signature's schema")
 
 
 class InlineTool(_Spec):

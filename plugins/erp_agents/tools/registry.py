@@ -5,8 +5,10 @@ JSON Schema of each tool comes from its type hints and docstring (pydantic-ai bu
 pydantic-ai validates the model's arguments against it before the function runs; invalid
 arguments and tool errors go back to the model as a retry prompt, never executed blindly.
 An inline OpenAI-format tool in a spec binds to a registered tool by name; it may give a
-description, but not ``parameters``: the registered function's signature is the schema, and
-parameters that would be ignored are refused instead.
+description and ``parameters``. Given, the parameters are the JSON Schema the model is shown, and the
+model's arguments must satisfy them as well as the function's signature (a mismatch goes back to the
+model as a retry prompt); parameters that do not describe the function (a name it does not take, one
+it needs left out, not an object schema) are refused.
 
 A built ``Tool`` holds no per-run state (pydantic-ai keeps retries and calls in the run's context),
 so each (tool, description, timeout) is built once per process: building one generates its JSON
@@ -16,14 +18,17 @@ Schema and validator, milliseconds of CPU that every agent start in the triggere
 from __future__ import annotations
 
 import functools
+import inspect
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
 from pydantic_ai import Tool
+from pydantic_ai.tools import ToolDefinition
 
 from erp_agents._registration import registered
 from erp_agents.exceptions import UnknownToolError
@@ -50,12 +55,61 @@ def errors_as_results(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def inline_parameters_problem(tool: InlineTool) -> str | None:
-    """Why an inline tool cannot be used as written, or None."""
-    if tool.function.parameters:
-        return (f"tool {tool.function.name!r}: inline parameters are not used (the registered function's "
-                "signature is the schema); remove them")
+def inline_parameters_problem(tool: InlineTool, function: Callable[..., Any] | None = None) -> str | None:
+    """Why an inline tool's ``parameters`` cannot describe the registered ``function``, or None."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    schema, name = tool.function.parameters, tool.function.name
+    if not schema:
+        return None
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as exc:
+        return f"tool {name!r}: parameters is not a valid JSON Schema: {exc.message}"
+    if schema.get("type") != "object":
+        return f"tool {name!r}: parameters must be a JSON Schema of type object (the tool's keyword arguments)"
+    if function is None:
+        return None
+    signature = inspect.signature(function)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    accepted = {n for n, p in signature.parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    needed = {n for n in accepted if signature.parameters[n].default is inspect.Parameter.empty}
+    named = set(schema.get("properties") or {})
+    unknown = [] if takes_any else sorted(named - accepted)
+    if unknown:
+        return f"tool {name!r}: parameters names {', '.join(unknown)}, which the registered function does not take"
+    if missing := sorted(needed - named):
+        return f"tool {name!r}: parameters leaves out {', '.join(missing)}, which the registered function needs"
     return None
+
+
+def checked_against(schema: dict[str, Any], function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` that first checks its keyword arguments against the spec's JSON Schema; arguments
+    that do not satisfy it go back to the model as a retry prompt, never to the function."""
+    from jsonschema import Draft202012Validator
+    from pydantic_ai import ModelRetry
+
+    validator = Draft202012Validator(schema)
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        error = next(iter(sorted(validator.iter_errors(kwargs), key=lambda e: list(e.path))), None)
+        if error is not None:
+            where = ".".join(str(part) for part in error.path) or "arguments"
+            raise ModelRetry(f"{where}: {error.message} (the tool's parameters)")
+        return function(*args, **kwargs)
+
+    return call
+
+
+def _shown_schema(schema: dict[str, Any]) -> Any:
+    """A ``prepare`` hook that shows the model the spec's parameters instead of the derived schema."""
+
+    async def prepare(ctx: Any, tool_def: ToolDefinition) -> ToolDefinition:
+        return replace(tool_def, parameters_json_schema=schema)
+
+    return prepare
 
 
 @dataclass(frozen=True)
@@ -63,7 +117,7 @@ class ToolRegistry:
     """Qualified name (``finance.get_ledger_balance``) -> Python callable."""
 
     tools: Mapping[str, Callable[..., Any]]
-    _built: dict[tuple[str, str | None, float], Tool[Any]] = field(
+    _built: dict[tuple[str, str | None, float, str | None], Tool[Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False, hash=False)
 
@@ -82,29 +136,34 @@ class ToolRegistry:
         """pydantic-ai tools for a spec's tool list; inline OpenAI-format tools bind by function name."""
         built: list[Tool[Any]] = []
         for entry in names:
-            description = None
+            description, schema = None, None
             if isinstance(entry, InlineTool):
-                if problem := inline_parameters_problem(entry):
-                    raise UnknownToolError(problem)
                 name, description = entry.function.name, entry.function.description or None
+                qualified = self.qualified_name(name)
+                if problem := inline_parameters_problem(entry, self.tools[qualified]):
+                    raise UnknownToolError(problem)
+                schema = entry.function.parameters or None
             else:
-                name = entry
-            built.append(self._tool(self.qualified_name(name), description, timeout))
+                qualified = self.qualified_name(entry)
+            built.append(self._tool(qualified, description, timeout, schema))
         return built
 
-    def _tool(self, qualified: str, description: str | None, timeout: float) -> Tool[Any]:
-        key = (qualified, description, timeout)
+    def _tool(self, qualified: str, description: str | None, timeout: float,
+              schema: dict[str, Any] | None = None) -> Tool[Any]:
+        key = (qualified, description, timeout, json.dumps(schema, sort_keys=True) if schema else None)
         tool = self._built.get(key)
         if tool is None:
             with self._lock:  # tools are built on the loop and in worker threads alike
                 tool = self._built.get(key)
                 if tool is None:
+                    function = errors_as_results(self.tools[qualified])
                     tool = self._built[key] = Tool(
-                        errors_as_results(self.tools[qualified]),
+                        checked_against(schema, function) if schema else function,
                         name=qualified.rsplit(".", 1)[-1],
                         description=description,
                         max_retries=2,
                         timeout=timeout,
+                        prepare=_shown_schema(schema) if schema else None,
                     )
         return tool
 

@@ -135,3 +135,20 @@ def test_lint_is_quiet_about_a_workflow_rate_limit_that_lowers_the_engines(tmp_p
         "  - name: a\n    llm_config: {model: gpt-4o-mini, max_tokens: 100}\n    prompt_template: x\n")
     assert main(["lint", str(tmp_path)]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_lint_refuses_inline_tool_parameters_that_do_not_describe_the_function(tmp_path):
+    from erp_agents.lint import lint_paths
+
+    spec = tmp_path / "tools.yaml"
+    spec.write_text(
+        "kind: Workflow\nversion: 1\nname: tools\nagents:\n"
+        "  - name: good\n    llm_config: {model: gpt-4o-mini}\n    prompt_template: Check.\n    tools:\n"
+        "      - {type: function, function: {name: get_ledger_balance,\n"
+        "         parameters: {type: object, properties: {account: {type: string}}}}}\n"
+        "  - name: bad\n    llm_config: {model: gpt-4o-mini}\n    prompt_template: Check.\n    tools:\n"
+        "      - {type: function, function: {name: get_ledger_balance,\n"
+        "         parameters: {type: object, properties: {acct: {type: string}}}}}\n")
+    problems = lint_paths([spec])
+    assert [(p.field, p.line) for p in problems] == [("agents[1].tools[0].function.parameters", 14)]  # its tools
+    assert "names acct, which the registered function does not take" in problems[0].message

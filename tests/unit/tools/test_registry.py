@@ -32,11 +32,49 @@ def test_inline_openai_format_binds_to_the_registered_implementation():
     assert "department" in tool.function_schema.json_schema["properties"]
 
 
-def test_inline_parameters_are_refused_not_silently_dropped():
-    inline = InlineTool.model_validate(
-        {"type": "function", "function": {"name": "get_headcount", "parameters": {"type": "object"}}})
-    with pytest.raises(UnknownToolError, match="inline parameters are not used"):
-        default_registry().build([inline])
+LEDGER_PARAMETERS = {"type": "object", "required": ["account"], "properties": {
+    "account": {"type": "string", "pattern": "^[0-9]{4}$", "description": "a four-digit account number"},
+    "period": {"type": "string"}}}
+
+
+def _inline(parameters: dict) -> InlineTool:
+    return InlineTool.model_validate({"type": "function", "function": {
+        "name": "get_ledger_balance", "description": "Ledger balance", "parameters": parameters}})
+
+
+def test_inline_parameters_are_what_the_model_is_shown():
+    import asyncio
+
+    from pydantic_ai.tools import ToolDefinition
+
+    [tool] = default_registry().build([_inline(LEDGER_PARAMETERS)])
+    derived = ToolDefinition(name=tool.name, parameters_json_schema=tool.function_schema.json_schema)
+    shown = asyncio.run(tool.prepare(None, derived))
+    assert shown.parameters_json_schema == LEDGER_PARAMETERS
+    [plain] = default_registry().build(["finance.get_ledger_balance"])
+    assert plain.prepare is None  # without inline parameters, the signature's schema
+
+
+def test_arguments_outside_the_inline_parameters_go_back_to_the_model():
+    from pydantic_ai import ModelRetry
+
+    [tool] = default_registry().build([_inline(LEDGER_PARAMETERS)])
+    with pytest.raises(ModelRetry, match=r"account: 'Cash' does not match '\^\[0-9\]\{4\}\$'"):
+        tool.function(account="Cash")
+    assert tool.function(account="1000")["account"] == "1000"  # within them: the function runs
+
+
+@pytest.mark.parametrize(("parameters", "problem"), [
+    ({"type": "object", "properties": {"account": {"type": "string"}, "currency": {"type": "string"}}},
+     "parameters names currency, which the registered function does not take"),
+    ({"type": "object", "properties": {"period": {"type": "string"}}},
+     "parameters leaves out account, which the registered function needs"),
+    ({"type": "array"}, "parameters must be a JSON Schema of type object"),
+    ({"type": "object", "properties": {"account": {"type": "strin"}}}, "parameters is not a valid JSON Schema"),
+])
+def test_inline_parameters_that_do_not_describe_the_function_are_refused(parameters, problem):
+    with pytest.raises(UnknownToolError, match=problem):
+        default_registry().build([_inline(parameters)])
 
 
 def test_a_failing_tool_logs_its_traceback_and_answers_the_model_briefly(caplog):
@@ -129,3 +167,25 @@ def test_one_tool_serves_many_concurrent_agent_runs():
     results = asyncio.run(scenario())
     assert all(r.output for r in results)
     assert len({id(t) for _ in range(3) for t in registry.build(["math.double"])}) == 1
+
+
+def test_a_model_sees_the_inline_parameters_and_is_asked_again_outside_them():
+    from pydantic_ai import Agent
+    from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import FunctionModel
+
+    seen: list[dict] = []
+
+    def model(messages, info):
+        seen.append(info.function_tools[0].parameters_json_schema)
+        answers = {1: ToolCallPart("get_ledger_balance", {"account": "Cash"}),  # outside the parameters
+                   2: ToolCallPart("get_ledger_balance", {"account": "1000"})}
+        return ModelResponse(parts=[answers.get(len(seen), TextPart("done"))])
+
+    agent = Agent(FunctionModel(model), tools=default_registry().build([_inline(LEDGER_PARAMETERS)]))
+    result = agent.run_sync("Balance of cash?")
+    parts = [p for m in result.all_messages() for p in m.parts]
+    assert seen[0] == LEDGER_PARAMETERS
+    retried, returned = [p for p in parts if isinstance(p, ToolReturnPart)]
+    assert retried.outcome == "retried" and "account: 'Cash' does not match" in str(retried.content)
+    assert returned.outcome == "success" and returned.content["account"] == "1000" and result.output == "done"
