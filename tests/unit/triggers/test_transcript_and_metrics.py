@@ -33,20 +33,25 @@ from erp_agents.triggers.transcripts import TRANSCRIPT_CAP
 RUN = {"schema_version": 1, "dag_id": "wf", "run_id": "r", "task_id": "hr.a", "params": {}}
 
 
+def _scripted_engine(monkeypatch, factory: Any, *, log_prompts: bool) -> EngineConfig:
+    """An engine whose one provider is ``factory``'s scripted model, with log_prompts as asked."""
+    monkeypatch.setattr(providers, "registered_providers", lambda: {"scripted": factory})
+    monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_DEFAULT", json.dumps({"conn_type": "generic"}))
+    return EngineConfig(
+        default_provider="scripted",
+        providers={"scripted": ProviderConfig(type="custom", factory="scripted", conn_id="scripted_default")},
+        cost_config=CostConfig(model_costs={"scripted-1": ModelPrice(input=0.001, output=0.002)}),
+        monitor_config=MonitorConfig(log_prompts=log_prompts),
+    )
+
+
 def _run(monkeypatch, *, log_prompts: bool, answer: str, prompt: str = "Say hello") -> dict:
     def factory(*, model, connection, options):
         return FunctionModel(lambda m, i: ModelResponse(parts=[TextPart(answer)],
                                                         usage=RequestUsage(input_tokens=5, output_tokens=2)),
                              model_name=model)
 
-    monkeypatch.setattr(providers, "registered_providers", lambda: {"scripted": factory})
-    monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_DEFAULT", json.dumps({"conn_type": "generic"}))
-    engine = EngineConfig(
-        default_provider="scripted",
-        providers={"scripted": ProviderConfig(type="custom", factory="scripted", conn_id="scripted_default")},
-        cost_config=CostConfig(model_costs={"scripted-1": ModelPrice(input=0.001, output=0.002)}),
-        monitor_config=MonitorConfig(log_prompts=log_prompts),
-    )
+    engine = _scripted_engine(monkeypatch, factory, log_prompts=log_prompts)
     wf = Workflow(name="wf", agents=[Agent(name="a", module="HR", llm_config=LLMConfig(model="scripted-1"),
                                            prompt_template=prompt)])
     invocation = plan_workflow(wf, engine).tasks[0].invocation.to_json()
@@ -98,14 +103,7 @@ def _run_chunk(monkeypatch, *, log_prompts: bool, end_in_triggerer: bool) -> Any
     def factory(*, model, connection, options):
         return FunctionModel(answer, model_name=model)
 
-    monkeypatch.setattr(providers, "registered_providers", lambda: {"scripted": factory})
-    monkeypatch.setenv("AIRFLOW_CONN_SCRIPTED_DEFAULT", json.dumps({"conn_type": "generic"}))
-    engine = EngineConfig(
-        default_provider="scripted",
-        providers={"scripted": ProviderConfig(type="custom", factory="scripted", conn_id="scripted_default")},
-        cost_config=CostConfig(model_costs={"scripted-1": ModelPrice(input=0.001, output=0.002)}),
-        monitor_config=MonitorConfig(log_prompts=log_prompts),
-    )
+    engine = _scripted_engine(monkeypatch, factory, log_prompts=log_prompts)
     wf = Workflow(name="wf", agents=[Agent(name="a", module="HR", llm_config=LLMConfig(model="scripted-1"),
                                            prompt_template="Review {{ item }} (#{{ item_index }})",
                                            for_each=ForEach(tool="finance.list_open_invoices"))])
