@@ -10,6 +10,7 @@ No Airflow import, no I/O.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -160,6 +161,14 @@ class RunContext(_Contract):
     ds: str | None = None
     params: dict[str, Any] = {}
     run_started_at: str | None = None  # ISO time the DAG run started: the workflow timeout counts from it
+
+    def seconds_left(self, timeout_s: float | None) -> float | None:
+        """Seconds until a timeout counted from the run's start (negative once past); None without a
+        timeout or a known start."""
+        if timeout_s is None or self.run_started_at is None:
+            return None
+        started = datetime.fromisoformat(self.run_started_at)
+        return timeout_s - (datetime.now(timezone.utc) - started).total_seconds()
 
 
 class AgentOutput(_Contract):

@@ -22,7 +22,6 @@ import math
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from erp_agents.exceptions import AgentTimeoutError
@@ -60,10 +59,8 @@ def slot_tier(run: RunContext, cap: int) -> Tier:
 
 def _wait_deadline(invocation: AgentInvocation, run: RunContext) -> float | None:
     """When waiting must end (``time.monotonic``): the workflow's timeout, if it has one."""
-    if invocation.workflow_timeout_s is None or run.run_started_at is None:
-        return None
-    elapsed = (datetime.now(timezone.utc) - datetime.fromisoformat(run.run_started_at)).total_seconds()
-    return time.monotonic() + max(invocation.workflow_timeout_s - elapsed, 0.0)
+    left = run.seconds_left(invocation.workflow_timeout_s)
+    return None if left is None else time.monotonic() + max(left, 0.0)
 
 
 @asynccontextmanager

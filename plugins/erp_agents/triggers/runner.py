@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 from pydantic_ai import Agent as PydanticAgent
@@ -107,11 +106,8 @@ async def run_agent(
 def _time_left(invocation: AgentInvocation, run: RunContext) -> tuple[float, str]:
     """Seconds this agent may still run: its own timeout, or less when the workflow's timeout is nearer."""
     own = invocation.agent.timeout
-    if invocation.workflow_timeout_s is None or run.run_started_at is None:
-        return own, f"its timeout of {own:g} s"
-    started = datetime.fromisoformat(run.run_started_at)
-    run_left = invocation.workflow_timeout_s - (datetime.now(timezone.utc) - started).total_seconds()
-    if run_left >= own:
+    run_left = run.seconds_left(invocation.workflow_timeout_s)
+    if run_left is None or run_left >= own:
         return own, f"its timeout of {own:g} s"
     return max(run_left, 0.001), f"the workflow timeout of {invocation.workflow_timeout_s:g} s"
 
