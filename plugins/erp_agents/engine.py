@@ -26,7 +26,7 @@ from erp_agents.exceptions import ErpAgentsError
 from erp_agents.factory.plan import SUMMARY_TASK_ID
 from erp_agents.limits.pools import sync_pools
 from erp_agents.results import WorkflowResult
-from erp_agents.spec.digest import digest, digests_in
+from erp_agents.spec.digest import digests_in, digests_of
 from erp_agents.spec.models import EngineConfig, MonitorConfig, Workflow
 from erp_agents.stack.bundle_files import deploy_spec, spec_yaml
 from erp_agents.stack.deployment import Deployment
@@ -159,7 +159,7 @@ class OrchestrationEngine:
         """
         dag = dag_of(workflow, self.config, source or caller_file())
         expected = {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks}
-        digests = deployed_digests(workflow, self.config)
+        digests = digests_of(workflow, self.config)
         if self.deployment is not None:
             self._check_not_elsewhere(dag.dag_id)
             deploy_spec(self.deployment.layout, workflow, self.config)
@@ -313,11 +313,6 @@ class OrchestrationEngine:
         except KeyError:
             known = ", ".join(sorted(self._registered)) or "none"
             raise KeyError(f"workflow {workflow_id!r} is not registered; registered: {known}") from None
-
-
-def deployed_digests(workflow: Workflow, config: EngineConfig) -> tuple[str, str]:
-    """The digests a deployment's DAG built from this workflow and engine config shows in its docs."""
-    return digest(workflow), digest(config)
 
 
 SDK_ENV = {"anthropic": "ANTHROPIC"}  # every other provider type speaks OpenAI's wire format

@@ -19,18 +19,21 @@ _PATTERN = re.compile(r"Built from workflow spec `(?P<workflow>[0-9a-f]+)` with 
 
 
 def digest(model: BaseModel) -> str:
-    """12 hex characters of SHA-256 over the model's values as canonical JSON. An agent's
-    ``prompt_file`` is left out: its text is the ``prompt_template`` (a spec file's loader inlines it,
-    and a spec written back holds the text only), so both forms of one spec give one digest."""
-    data = model.model_dump(mode="json")
-    for agent in data.get("agents") or ():
-        agent.pop("prompt_file", None)
-    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    """12 hex characters of SHA-256 over the model's values as canonical JSON. (Dumps leave an agent's
+    ``prompt_file`` out: its text is the ``prompt_template``, so a spec file and the spec written back
+    from it give one digest.)"""
+    text = json.dumps(model.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def digests_of(workflow: BaseModel, engine: BaseModel) -> tuple[str, str]:
+    """(workflow digest, engine digest): what a DAG built from them shows in its docs."""
+    return digest(workflow), digest(engine)
+
+
 def digest_line(workflow: BaseModel, engine: BaseModel) -> str:
-    return _LINE.format(workflow=digest(workflow), engine=digest(engine))
+    workflow_digest, engine_digest = digests_of(workflow, engine)
+    return _LINE.format(workflow=workflow_digest, engine=engine_digest)
 
 
 def digests_in(doc_md: str | None) -> tuple[str, str] | None:

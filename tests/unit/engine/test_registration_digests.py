@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from erp_agents.engine import OrchestrationEngine, deployed_digests
+from erp_agents.engine import OrchestrationEngine
 from erp_agents.engine_run import dag_of
 from erp_agents.exceptions import ErpAgentsError
 from erp_agents.factory.loader import load_dags
-from erp_agents.spec.digest import digests_in
+from erp_agents.spec.digest import digests_in, digests_of
 from erp_agents.spec.models import Agent, CostConfig, EngineConfig, LLMConfig, ModelPrice, Workflow
 from erp_agents.stack.bundle_files import deploy_spec
 
@@ -33,13 +33,13 @@ def test_the_deployment_builds_the_dag_with_the_digests_the_engine_expects(tmp_p
     workflow = _workflow()
     deploy_spec(SimpleNamespace(engine_bundle=tmp_path), workflow, ENGINE)  # type: ignore[arg-type]
     [dag] = load_dags(tmp_path / workflow.name, log=logging.getLogger("test"))
-    assert digests_in(dag.doc_md) == deployed_digests(workflow, ENGINE)
+    assert digests_in(dag.doc_md) == digests_of(workflow, ENGINE)
 
 
 def test_a_changed_prompt_with_the_same_tasks_changes_the_workflow_digest_only():
-    before, after = deployed_digests(_workflow(), ENGINE), deployed_digests(_workflow("Check it twice."), ENGINE)
+    before, after = digests_of(_workflow(), ENGINE), digests_of(_workflow("Check it twice."), ENGINE)
     assert before[0] != after[0] and before[1] == after[1]
-    assert deployed_digests(_workflow(), EngineConfig())[1] != before[1]
+    assert digests_of(_workflow(), EngineConfig())[1] != before[1]
 
 
 class RemoteApi:
@@ -107,7 +107,7 @@ def test_re_registering_a_changed_spec_waits_for_the_dag_built_from_it(monkeypat
     monkeypatch.setattr("erp_agents.engine.time.sleep", lambda s: None)
     api = ReparsingApi(_workflow(), _workflow("Check it twice."), ENGINE, stale=3)
     engine = _remote(ENGINE, api)
-    engine._wait_for_dag("digested", api.edges, deployed_digests(_workflow("Check it twice."), ENGINE))
+    engine._wait_for_dag("digested", api.edges, digests_of(_workflow("Check it twice."), ENGINE))
     assert api.reads == 4 and api.reparsed == 1
 
 
@@ -122,4 +122,4 @@ def test_a_spec_file_with_a_prompt_file_and_its_written_back_form_give_one_diges
     loaded = load_spec_file(spec)
     written_back = load_spec_text(spec_yaml(loaded), "<written back>")
     assert loaded.agents[0].prompt_file == "check.txt" and written_back.agents[0].prompt_file is None
-    assert deployed_digests(loaded, ENGINE) == deployed_digests(written_back, ENGINE)
+    assert digests_of(loaded, ENGINE) == digests_of(written_back, ENGINE)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from erp_agents.engine import OrchestrationEngine, deployed_digests
+from erp_agents.engine import OrchestrationEngine
 from erp_agents.exceptions import ErpAgentsError
-from erp_agents.spec.digest import digest_line
+from erp_agents.spec.digest import digest_line, digests_of
 from erp_agents.spec.models import Agent, EngineConfig, LLMConfig, Workflow
 
 
@@ -38,7 +38,7 @@ def _check(connections: set[str]) -> FakeApi:
         Agent(name="b", prompt_template="x", llm_config=LLMConfig(model="gpt-4o-mini")),
     ])
     api.doc_md = digest_line(wf, engine.config)
-    engine._check_remote(wf, "wf", {}, deployed_digests(wf, engine.config))
+    engine._check_remote(wf, "wf", {}, digests_of(wf, engine.config))
     return api
 
 
