@@ -2,8 +2,9 @@
 
 Maps the seed's fields onto Airflow's: priority -> priority_weight, RetryPolicy -> retries and
 backoff, timeout -> execution_timeout, max_parallel_agents -> max_active_tasks (and the agents'
-own run-scoped slots, ``limits.agent_slots``), Workflow.timeout -> dagrun_timeout, module -> TaskGroup and tag. Each agent task gets its ``AgentInvocation``, the
-typed hand-off to the trigger. Task ids are built here and nowhere else. No Airflow import, no I/O.
+own run-scoped slots, ``limits.agent_slots``), Workflow.timeout -> dagrun_timeout, module ->
+TaskGroup and tag. Each agent task gets its ``AgentInvocation``, the typed hand-off to the trigger.
+Task ids are built here and nowhere else. No Airflow import, no I/O.
 """
 
 from __future__ import annotations

@@ -244,7 +244,6 @@ class AgentTrigger(BaseTrigger):
 
 
 
-
 def _triggerer_ends_permanent_failures() -> bool:
     """Whether this process runs under our triggerer entry point with the no-retry ending applied."""
     import sys
