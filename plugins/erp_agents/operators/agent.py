@@ -25,7 +25,7 @@ from airflow.triggers.base import StartTriggerArgs
 from erp_agents import exceptions
 from erp_agents.contracts import AgentFailed, AgentInvocation, load_contract, load_event
 from erp_agents.triggers.agent import CLASSPATH, AgentTrigger, run_context
-from erp_agents.xcom import COST_XCOM_KEY, ITEMS_XCOM_KEY, TRANSCRIPT_XCOM_KEY, pull_agent_outputs
+from erp_agents.xcom import RETURN_VALUE_KEY, failure_xcoms, pull_agent_outputs, success_xcoms
 
 
 class LLMAgentOperator(BaseOperator):
@@ -110,17 +110,18 @@ class LLMAgentOperator(BaseOperator):
             typed = load_event(event)
         except exceptions.PermanentAgentError as exc:
             raise AirflowFailException(f"agent {self.task_id} ended without a readable result event: {exc}") from None
-        context["ti"].xcom_push(key=COST_XCOM_KEY, value=typed.cost_record.to_dict())
-        if typed.items is not None:
-            context["ti"].xcom_push(key=ITEMS_XCOM_KEY, value=[item.model_dump(mode="json") for item in typed.items])
-        if not isinstance(typed, AgentFailed):
-            if typed.transcript is not None:
-                context["ti"].xcom_push(key=TRANSCRIPT_XCOM_KEY, value=typed.transcript.model_dump(mode="json"))
-            if typed.transcripts is not None:  # a fan-out chunk's, one per item that succeeded
-                context["ti"].xcom_push(key=TRANSCRIPT_XCOM_KEY,
-                                        value=[kept.model_dump(mode="json") for kept in typed.transcripts])
-            return typed.result.model_dump(mode="json")
-        raise airflow_error(typed, self.task_id)
+        # The same XComs as a task that ends in the triggerer; the return value is Airflow's to push.
+        if isinstance(typed, AgentFailed):
+            values = failure_xcoms(typed.cost_record, typed.items)
+        else:
+            kept = typed.transcripts if typed.transcripts is not None else typed.transcript
+            values = success_xcoms(typed.result, typed.cost_record, kept, typed.items)
+        for key, value in values.items():
+            if key != RETURN_VALUE_KEY:
+                context["ti"].xcom_push(key=key, value=value)
+        if isinstance(typed, AgentFailed):
+            raise airflow_error(typed, self.task_id)
+        return values[RETURN_VALUE_KEY]
 
 
 def _start_trigger_args(invocation: str, kwargs: dict[str, Any], timeout: timedelta | None) -> StartTriggerArgs:
