@@ -605,7 +605,7 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
     entries = requests_since(topology.simulator_log, t0_wall, prefix)
     served = admitted(entries)
     bound = latency * shape.layers * shape.waves
-    return {
+    phase = {
         "shape": shape.key, "title": shape.title, "variant": "agents" if prefix == "scale" else "PythonOperator",
         "runs": states, "wall_s": round(wall, 1), "lower_bound_s": bound, "x_bound": round(wall / bound, 2),
         "requests": len(served), "requests_expected": shape.requests,
@@ -622,9 +622,10 @@ def run_phase(topology: Topology, api: AirflowApi, shape: Shape, *, prefix: str,
         "faults_injected": sum(1 for e in served if e.get("fault")),
         "timeline_s": timeline(topology, runs, agents, served, t0_wall,
                                [r for r in rows if r["task_id"] == SUMMARY]),
-        "cap_held": peak_in_flight(served) <= shape.max_parallel,
         "_runs": runs, "_entries": entries, **extra,
     }
+    phase["cap_held"] = phase["peak_in_flight"] <= shape.max_parallel
+    return phase
 
 
 def timeline(topology: Topology, runs: dict[str, str], agents: list[dict[str, Any]], served: list[dict[str, Any]],
